@@ -1,0 +1,305 @@
+//! Command line and environment: one parse, checked up front so bad settings fail at start.
+
+use std::{net::SocketAddr, num::NonZeroUsize, time::Duration};
+
+use api::{Role, Username};
+use axum::http::HeaderValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Tollgate: a self-hosted authentication and authorization server.",
+    long_about = "Tollgate: a self-hosted authentication and authorization server.\n\n\
+        Without a command it serves the HTTP API. Every option can also be set through the \
+        environment variable shown next to it."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// Database to use: `sqlite://path/to/file.db` (created if missing) or `postgres://user:pass@host/db`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://tollgate.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: SecretString,
+
+    /// Most database connections held open at once.
+    #[arg(
+        long,
+        env = "TOLLGATE_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "TOLLGATE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Lifetime of access tokens, e.g. `15m`, `900s`, `1h` (1 second to 24 hours).
+    #[arg(long, env = "TOLLGATE_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_ttl)]
+    pub access_token_ttl: Duration,
+
+    /// Signing algorithm for access tokens. `eddsa` keeps an Ed25519 key in the database and
+    /// publishes it at /.well-known/jwks.json; `hs256` needs --jwt-secret.
+    #[arg(long, env = "TOLLGATE_JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::Eddsa)]
+    pub jwt_algorithm: JwtAlgorithm,
+
+    /// Shared secret for `hs256`, at least 32 bytes. Prefer the environment variable over the flag.
+    #[arg(long, env = "TOLLGATE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// `iss` claim written into and required of access tokens.
+    #[arg(long, env = "TOLLGATE_JWT_ISSUER", default_value = "tollgate")]
+    pub jwt_issuer: String,
+
+    /// `aud` claim written into and required of access tokens.
+    #[arg(long, env = "TOLLGATE_JWT_AUDIENCE", default_value = "tollgate")]
+    pub jwt_audience: String,
+
+    /// Browser origins allowed to call the API (comma separated), e.g. `http://localhost:8081`.
+    #[arg(
+        long = "cors-origin",
+        env = "TOLLGATE_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:8081",
+        value_parser = parse_origin
+    )]
+    pub cors_origins: Vec<HeaderValue>,
+
+    /// Let anyone sign up with any role, as the tutorial does. For demos only: never in production.
+    #[arg(long, env = "TOLLGATE_ALLOW_SELF_ASSIGNED_ROLES")]
+    pub allow_self_assigned_roles: bool,
+
+    /// Password hashes computed at once (each takes 19 MiB); defaults to the number of CPU cores.
+    #[arg(long, env = "TOLLGATE_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<NonZeroUsize>,
+
+    /// Access tokens remembered as already verified (saves a signature check per request).
+    #[arg(long, env = "TOLLGATE_TOKEN_CACHE_SIZE", default_value_t = 100_000)]
+    pub token_cache_size: usize,
+
+    /// Log filter, e.g. `info`, `tollgate=debug,tower_http=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JwtAlgorithm {
+    Eddsa,
+    Hs256,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Manage users from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from TOLLGATE_PASSWORD, else a prompt, else one line
+    /// of standard input; never from an argument.
+    Add {
+        #[arg(value_parser = parse_username)]
+        username: Username,
+        #[arg(long)]
+        email: String,
+        /// Role to give (repeatable); `user` if none.
+        #[arg(long = "role", value_parser = parse_role)]
+        roles: Vec<Role>,
+    },
+    /// Give a user a role.
+    Grant {
+        #[arg(value_parser = parse_username)]
+        username: Username,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Take a role from a user.
+    Revoke {
+        #[arg(value_parser = parse_username)]
+        username: Username,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// List users and their roles.
+    List,
+}
+
+/// The settings the running server needs, checked. Built from [`ServerArgs`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub access_token_ttl: Duration,
+    pub signing: SigningSettings,
+    pub issuer: String,
+    pub audience: String,
+    pub cors_origins: Vec<HeaderValue>,
+    pub allow_self_assigned_roles: bool,
+    pub hash_concurrency: NonZeroUsize,
+    pub token_cache_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum SigningSettings {
+    /// Ed25519 key kept in the database.
+    Eddsa,
+    /// HMAC-SHA256 with an operator secret.
+    Hs256(SecretString),
+}
+
+impl ServerArgs {
+    /// Checks the combination of options; the error says what to change.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let signing = match (self.jwt_algorithm, &self.jwt_secret) {
+            (JwtAlgorithm::Eddsa, _) => SigningSettings::Eddsa,
+            (JwtAlgorithm::Hs256, None) => anyhow::bail!(
+                "--jwt-algorithm hs256 needs a secret: set TOLLGATE_JWT_SECRET to at least 32 random bytes"
+            ),
+            (JwtAlgorithm::Hs256, Some(secret)) => {
+                if secret.expose_secret().len() < 32 {
+                    anyhow::bail!(
+                        "TOLLGATE_JWT_SECRET is too short: it must be at least 32 bytes (got {})",
+                        secret.expose_secret().len()
+                    );
+                }
+                SigningSettings::Hs256(secret.clone())
+            }
+        };
+        if self.jwt_issuer.trim().is_empty() || self.jwt_audience.trim().is_empty() {
+            anyhow::bail!("--jwt-issuer and --jwt-audience must not be empty");
+        }
+        if self.token_cache_size == 0 {
+            anyhow::bail!("--token-cache-size must be at least 1");
+        }
+        let hash_concurrency = self
+            .hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
+        Ok(Settings {
+            access_token_ttl: self.access_token_ttl,
+            signing,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            cors_origins: self.cors_origins.clone(),
+            allow_self_assigned_roles: self.allow_self_assigned_roles,
+            hash_concurrency,
+            token_cache_size: self.token_cache_size,
+        })
+    }
+}
+
+impl Settings {
+    /// Settings for tests and embedding: defaults with the given signing choice.
+    pub fn for_tests() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            signing: SigningSettings::Eddsa,
+            issuer: "tollgate".into(),
+            audience: "tollgate".into(),
+            cors_origins: vec![HeaderValue::from_static("http://localhost:8081")],
+            allow_self_assigned_roles: false,
+            hash_concurrency: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
+            token_cache_size: 10_000,
+        }
+    }
+}
+
+fn parse_ttl(raw: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(raw).map_err(|e| format!("{e} (try `15m` or `900s`)"))?;
+    if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(24 * 3600) {
+        return Err("must be between 1 second and 24 hours".into());
+    }
+    Ok(ttl)
+}
+
+fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
+    let raw = raw.trim();
+    let rest = raw
+        .strip_prefix("http://")
+        .or_else(|| raw.strip_prefix("https://"))
+        .ok_or("an origin starts with http:// or https://")?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err("an origin is scheme://host[:port], with no path or trailing slash".into());
+    }
+    HeaderValue::from_str(raw).map_err(|_| "not a valid header value".into())
+}
+
+fn parse_username(raw: &str) -> Result<Username, String> {
+    Username::parse(raw).map_err(|e| e.message)
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    Role::parse(raw).map_err(|e| format!("unknown role `{}` (user, moderator, admin)", e.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut argv = vec!["tollgate"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv)
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let cli = args(&[]).unwrap();
+        let settings = cli.server.settings().unwrap();
+        assert_eq!(cli.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.access_token_ttl, Duration::from_secs(900));
+        assert!(matches!(settings.signing, SigningSettings::Eddsa));
+        assert!(!settings.allow_self_assigned_roles);
+    }
+
+    #[test]
+    fn hs256_needs_a_long_secret() {
+        let cli = args(&["--jwt-algorithm", "hs256"]).unwrap();
+        assert!(cli.server.settings().is_err());
+        let cli = args(&["--jwt-algorithm", "hs256", "--jwt-secret", "short"]).unwrap();
+        assert!(
+            cli.server
+                .settings()
+                .unwrap_err()
+                .to_string()
+                .contains("32")
+        );
+        let long = "x".repeat(32);
+        let cli = args(&["--jwt-algorithm", "hs256", "--jwt-secret", &long]).unwrap();
+        assert!(cli.server.settings().is_ok());
+    }
+
+    #[test]
+    fn bad_values_fail_at_parse_time() {
+        assert!(args(&["--access-token-ttl", "0s"]).is_err());
+        assert!(args(&["--access-token-ttl", "forever"]).is_err());
+        assert!(args(&["--cors-origin", "localhost:8081"]).is_err());
+        assert!(args(&["--cors-origin", "http://a.example/"]).is_err());
+        assert!(args(&["--bind", "nowhere"]).is_err());
+        assert!(args(&["user", "grant", "bob", "root"]).is_err());
+        let cli = args(&["--cors-origin", "http://a.example,https://b.example:8443"]).unwrap();
+        assert_eq!(cli.server.cors_origins.len(), 2);
+    }
+}

@@ -1,0 +1,3 @@
+//! The multi-step operations behind the handlers.
+
+pub mod accounts;

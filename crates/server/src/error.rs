@@ -1,0 +1,146 @@
+//! The one error type of the server and its one mapping to HTTP.
+
+use api::{FieldError, Role, UnknownRole, wire::messages};
+use axum::{
+    Json,
+    extract::rejection::JsonRejection,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A field failed its parser; the message names the field.
+    #[error("{0}")]
+    Field(#[from] FieldError),
+    #[error("{0}")]
+    UnknownRole(#[from] UnknownRole),
+    /// The body could not be read as the expected JSON.
+    #[error("{message}")]
+    BadBody { status: StatusCode, message: String },
+    #[error("{}", messages::USERNAME_TAKEN)]
+    UsernameTaken,
+    #[error("{}", messages::EMAIL_TAKEN)]
+    EmailTaken,
+    #[error("{}", messages::INVALID_CREDENTIALS)]
+    InvalidCredentials,
+    #[error("{}", messages::NO_TOKEN)]
+    NoToken,
+    #[error("{}", messages::UNAUTHORIZED)]
+    InvalidToken,
+    #[error("{}", messages::TOKEN_EXPIRED)]
+    ExpiredToken,
+    #[error("Require {} Role!", .0.title())]
+    MissingRole(Role),
+    #[error("{}", messages::ROLE_ASSIGNMENT_FORBIDDEN)]
+    RoleAssignmentForbidden,
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("Method not allowed.")]
+    MethodNotAllowed,
+    #[error("Request headers are too large.")]
+    HeadersTooLarge,
+    /// Too many password checks queued; the client should retry shortly.
+    #[error("The server is busy; please retry shortly.")]
+    Overloaded,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Field(_) | Error::UnknownRole(_) | Error::UsernameTaken | Error::EmailTaken => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::BadBody { status, .. } => *status,
+            Error::InvalidCredentials
+            | Error::NoToken
+            | Error::InvalidToken
+            | Error::ExpiredToken => StatusCode::UNAUTHORIZED,
+            Error::MissingRole(_) | Error::RoleAssignmentForbidden => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        let message = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "Expected a JSON body with `Content-Type: application/json`.".to_owned()
+            }
+            JsonRejection::JsonSyntaxError(_) => "The request body is not valid JSON.".to_owned(),
+            JsonRejection::JsonDataError(e) => {
+                format!("Invalid request body: {}", serde_reason(e))
+            }
+            JsonRejection::BytesRejection(_)
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                "The request body is too large (64 KiB at most).".to_owned()
+            }
+            _ => "The request body could not be read.".to_owned(),
+        };
+        let status = match rejection {
+            // A well-formed body with a missing or mistyped field is a plain bad request.
+            JsonRejection::JsonDataError(_) => StatusCode::BAD_REQUEST,
+            other => other.status(),
+        };
+        Error::BadBody { status, message }
+    }
+}
+
+/// serde's reason ("missing field `email`") without its position; it names the offending
+/// field and holds no server internals.
+fn serde_reason(error: &axum::extract::rejection::JsonDataError) -> String {
+    use std::error::Error as _;
+    let mut text = error.source().map(ToString::to_string).unwrap_or_default();
+    if let Some(at) = text.find(" at line ") {
+        text.truncate(at);
+    }
+    text
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Error::Database(e) => tracing::error!(error = ?e, "database error"),
+            Error::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            _ => {}
+        }
+        let message = if status.is_server_error() && !matches!(self, Error::Overloaded) {
+            "Internal server error.".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut response = match self {
+            // The tutorial's clients read `accessToken: null` on a failed signin.
+            Error::InvalidCredentials => (
+                status,
+                Json(api::wire::SigninFailure {
+                    access_token: None,
+                    message,
+                }),
+            )
+                .into_response(),
+            _ => (status, Json(api::wire::MessageBody { message })).into_response(),
+        };
+        let headers = response.headers_mut();
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,28 @@
+//! Tollgate: a self-hosted authentication and authorization server.
+//!
+//! The binary is a thin shell over this library, so tests and tools reuse every part.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod passwords;
+pub mod storage;
+pub mod tokens;
+
+use tokio::net::TcpListener;
+
+pub use app::{AppState, router};
+
+/// Serves the API on `listener` until `shutdown` completes, then drains open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,84 @@
+use anyhow::Context;
+use clap::Parser;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tollgate::{
+    AppState, cli,
+    config::{Cli, Command},
+    storage::Storage,
+};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Cli::parse();
+    let filter = EnvFilter::try_new(&args.server.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Cli) -> anyhow::Result<()> {
+    let settings = args.server.settings()?;
+    let storage = Storage::connect(
+        args.database.database_url.expose_secret(),
+        args.database.db_max_connections,
+    )
+    .await?;
+    storage.migrate().await?;
+
+    if let Some(Command::User(command)) = args.command {
+        let result = cli::run_user_command(&storage, &settings, command).await;
+        storage.close().await;
+        return result;
+    }
+
+    if settings.allow_self_assigned_roles {
+        tracing::warn!(
+            "!!! --allow-self-assigned-roles is ON: anyone can sign up as moderator or admin. \
+             Use this for demos only, never in production. !!!"
+        );
+    }
+    let state = AppState::new(storage.clone(), settings).await?;
+    let listener = TcpListener::bind(args.server.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.server.bind))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        backend = ?storage.backend(),
+        "tollgate is serving"
+    );
+    tollgate::serve(listener, state, shutdown_signal()).await?;
+    storage.close().await;
+    tracing::info!("tollgate stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
