@@ -287,7 +287,7 @@ mod tests {
         }
         let long = format!("{}@{}.com", "a".repeat(64), "b".repeat(63));
         assert!(Email::parse(&long).is_ok());
-        let too_long = format!("a@{}.com", ["b".repeat(60); 5].join("."));
+        let too_long = format!("a@{}.com", vec!["b".repeat(60); 5].join("."));
         assert!(too_long.len() > 254);
         assert!(Email::parse(&too_long).is_err());
     }

@@ -1,0 +1,344 @@
+#!/usr/bin/env bash
+# Tollgate HTTP benchmark.
+#
+# Builds the release binary, starts it on a free 127.0.0.1 port with a fresh SQLite database in
+# a temporary directory, creates a user and an admin with the CLI, signs both in, then measures
+# with wrk (all in one run):
+#
+#   GET  /healthz            baseline: no auth, no database
+#   GET  /api/test/user      x-access-token of the user
+#   GET  /api/test/admin     x-access-token of the admin
+#   POST /api/auth/signin    argon2id password check + token signing
+#   GET  /api/test/user      again, while a second wrk floods POST /api/auth/signin
+#
+# and checks two targets:
+#
+#   req/s(/api/test/user) / req/s(/healthz)   >= 0.8   (token checks are cheap)
+#   p99 of /api/test/user under signin flood  <  5 ms  (hashing does not starve other requests)
+#
+# Every wrk run must also be clean: no non-2xx responses and no socket errors, otherwise its
+# figures are meaningless (a 401 from a bad token is fast) and the run is flagged INVALID.
+#
+# Usage: bench/run.sh        (from anywhere; the repository is found from this file)
+#
+# Environment:
+#   BENCH_SECONDS       duration of each wrk run, in seconds (default 10)
+#   BENCH_THREADS       wrk threads (default 2)
+#   BENCH_CONNECTIONS   wrk connections (default 32)
+#   BENCH_SKIP_BUILD=1  use the existing binary instead of running cargo build
+#   BENCH_SERVER_ARGS   extra arguments for the server, e.g. "--hash-concurrency 1"
+#   BENCH_RAW_DIR       if set, wrk's raw outputs and the server log are copied there
+#
+# Exit status: 0 all targets met, 1 a target missed, 2 a run was invalid or setup failed.
+
+set -euo pipefail
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$bench_dir/.." && pwd)
+bin="${CARGO_TARGET_DIR:-$repo/target}/release/tollgate"
+
+seconds=${BENCH_SECONDS:-10}
+threads=${BENCH_THREADS:-2}
+connections=${BENCH_CONNECTIONS:-32}
+# Generous, so a slow sign-in shows up as latency rather than as a wrk timeout.
+wrk_timeout=10s
+
+# Targets.
+min_ratio=0.8
+max_flood_p99_ms=5
+
+die() {
+    echo "error: $*" >&2
+    exit 2
+}
+
+for value in "$seconds" "$threads" "$connections"; do
+    [[ $value =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS, BENCH_THREADS and BENCH_CONNECTIONS must be positive integers"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------------------------
+
+command -v curl >/dev/null || die "curl is required"
+if ! command -v wrk >/dev/null; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "wrk is missing: installing it with apt-get" >&2
+        apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; } ||
+            die "could not install wrk with apt-get"
+    else
+        die "wrk is not installed; install it first (e.g. 'sudo apt-get install -y wrk') and run again"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Build
+# ---------------------------------------------------------------------------------------------
+
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+    echo "building: cargo build --release -p tollgate" >&2
+    (cd "$repo" && cargo build --release -p tollgate --quiet) || die "cargo build failed"
+fi
+[[ -x $bin ]] || die "no binary at $bin (build it, or unset BENCH_SKIP_BUILD)"
+
+# ---------------------------------------------------------------------------------------------
+# Scratch space and cleanup: the server and any background wrk are stopped on every exit.
+# ---------------------------------------------------------------------------------------------
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-bench.XXXXXX")
+server_pid=
+flood_pid=
+
+stop() { # stop PID: SIGTERM, wait up to 5 s, then SIGKILL.
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$?
+    [[ -n $flood_pid ]] && stop "$flood_pid"
+    [[ -n $server_pid ]] && stop "$server_pid"
+    if [[ -n ${BENCH_RAW_DIR:-} ]]; then
+        mkdir -p "$BENCH_RAW_DIR" && cp "$tmp"/*.txt "$tmp"/server.log "$BENCH_RAW_DIR"/ 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Server
+# ---------------------------------------------------------------------------------------------
+
+db_url="sqlite://$tmp/bench.db"
+
+# Every HTTP call goes straight to 127.0.0.1, never through a proxy from the environment.
+http() { curl --silent --show-error --noproxy '*' --max-time 10 "$@"; }
+
+port_is_free() { # Nothing answers a TCP connect on 127.0.0.1:PORT.
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# start_server PORT: starts the server; succeeds once /healthz answers, fails if it exits.
+start_server() {
+    local port=$1 i
+    # shellcheck disable=SC2086 # BENCH_SERVER_ARGS is a list of words on purpose.
+    "$bin" --database-url "$db_url" --bind "127.0.0.1:$port" --log info ${BENCH_SERVER_ARGS:-} \
+        >"$tmp/server.log" 2>&1 &
+    server_pid=$!
+    for ((i = 0; i < 300; i++)); do
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            wait "$server_pid" 2>/dev/null || true
+            server_pid=
+            return 1
+        fi
+        if [[ $(http -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" 2>/dev/null) == 200 ]]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "the server did not answer GET /healthz within 30 s; its log:"$'\n'"$(cat "$tmp/server.log")"
+}
+
+# Pick a random port below the ephemeral range; retry if it turns out to be taken after all.
+port=
+for ((attempt = 0; attempt < 20; attempt++)); do
+    candidate=$((10000 + RANDOM % 20000))
+    port_is_free "$candidate" || continue
+    if start_server "$candidate"; then
+        port=$candidate
+        break
+    fi
+    grep -q "cannot listen" "$tmp/server.log" ||
+        die "the server failed to start; its log:"$'\n'"$(cat "$tmp/server.log")"
+done
+[[ -n $port ]] || die "could not find a free port on 127.0.0.1"
+base="http://127.0.0.1:$port"
+echo "server: pid $server_pid on $base, database $db_url" >&2
+
+# ---------------------------------------------------------------------------------------------
+# Users and tokens
+# ---------------------------------------------------------------------------------------------
+
+# Letters, digits and '-' only, so the password can go into JSON without escaping.
+password="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+
+add_user() { # add_user NAME [--role ROLE...]: the CLI writes to the same SQLite file (WAL).
+    local name=$1
+    shift
+    TOLLGATE_PASSWORD=$password "$bin" --database-url "$db_url" --log warn \
+        user add "$name" --email "$name@example.com" "$@" >/dev/null ||
+        die "tollgate user add $name failed"
+}
+add_user benchuser
+add_user benchadmin --role admin --role user
+
+signin() { # signin NAME: prints the access token.
+    local body token
+    body=$(http -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$1\",\"password\":\"$password\"}" "$base/api/auth/signin") ||
+        die "POST /api/auth/signin for $1 failed"
+    # A JWT holds no quotes or backslashes, so a plain match on the JSON is enough.
+    token=$(sed -n 's/.*"accessToken":"\([^"]*\)".*/\1/p' <<<"$body")
+    [[ -n $token ]] || die "signin of $1 returned no accessToken: $body"
+    printf '%s' "$token"
+}
+user_token=$(signin benchuser)
+admin_token=$(signin benchadmin)
+
+# Preflight: each benchmarked request must give exactly 200 and the expected body, so that
+# wrk (which only counts statuses >= 400 as errors) cannot be timing redirects or errors.
+preflight() { # preflight EXPECTED_BODY_SUBSTRING CURL_ARGS...
+    local want=$1 out code
+    shift
+    out=$(http -w '\n%{http_code}' "$@") || die "preflight request failed: $*"
+    code=${out##*$'\n'}
+    [[ $code == 200 && $out == *"$want"* ]] ||
+        die "preflight: expected 200 with '$want' but got $code: ${out%$'\n'*}"
+}
+preflight ok "$base/healthz"
+preflight "User Content." -H "x-access-token: $user_token" "$base/api/test/user"
+preflight "Admin Content." -H "x-access-token: $admin_token" "$base/api/test/admin"
+preflight accessToken -H 'Content-Type: application/json' \
+    -d "{\"username\":\"benchuser\",\"password\":\"$password\"}" "$base/api/auth/signin"
+
+export BENCH_SIGNIN_USER=benchuser BENCH_SIGNIN_PASSWORD=$password
+
+# ---------------------------------------------------------------------------------------------
+# wrk runs
+# ---------------------------------------------------------------------------------------------
+
+declare -A rps p50 p99 problems
+order=()
+
+# wrk_args DURATION_S EXTRA_ARGS...: sets the array `args` to the common wrk options plus extras.
+wrk_args() {
+    args=(--latency -t"$threads" -c"$connections" -d"$1s" --timeout "$wrk_timeout" "${@:2}")
+}
+
+# run_wrk NAME DURATION_S EXTRA_ARGS...: one run in the foreground, raw output to $tmp/NAME.txt.
+# A failing wrk is not fatal here: `record` then flags the run as invalid.
+run_wrk() {
+    local name=$1
+    shift
+    wrk_args "$@"
+    wrk "${args[@]}" >"$tmp/$name.txt" 2>&1 || true
+}
+
+# record NAME LABEL: parse the BENCH_RESULT line of a finished run into the tables.
+record() {
+    local name=$1 label=$2 line requests duration_us p50_us p99_us non2xx connect read write timeout
+    order+=("$label")
+    line=$(grep '^BENCH_RESULT ' "$tmp/$name.txt" || true)
+    if [[ -z $line ]]; then
+        rps[$label]=0 p50[$label]=- p99[$label]=-
+        problems[$label]="no result from wrk: $(tr '\n' ' ' <"$tmp/$name.txt" | cut -c1-200)"
+        return
+    fi
+    read -r requests duration_us p50_us p99_us non2xx connect read write timeout < <(
+        sed -E 's/^BENCH_RESULT //; s/[a-z0-9_]+=//g' <<<"$line"
+    )
+    rps[$label]=$(awk -v n="$requests" -v us="$duration_us" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+    p50[$label]=$(awk -v us="$p50_us" 'BEGIN { printf "%.3f", us / 1000 }')
+    p99[$label]=$(awk -v us="$p99_us" 'BEGIN { printf "%.3f", us / 1000 }')
+    local issues=()
+    ((requests > 0)) || issues+=("no requests completed")
+    ((non2xx == 0)) || issues+=("$non2xx non-2xx responses")
+    ((connect + read + write + timeout == 0)) ||
+        issues+=("socket errors: connect $connect, read $read, write $write, timeout $timeout")
+    problems[$label]=$(IFS=';'; echo "${issues[*]:-}")
+}
+
+header=(-H "x-access-token: $user_token")
+admin_header=(-H "x-access-token: $admin_token")
+report=(-s "$bench_dir/report.lua")
+signin_script=(-s "$bench_dir/signin.lua")
+
+echo "running wrk: ${seconds}s per run, -t$threads -c$connections (about $((seconds * 5 + 5))s in all)" >&2
+
+run_wrk healthz "$seconds" "${report[@]}" "$base/healthz"
+record healthz "GET /healthz"
+
+run_wrk user "$seconds" "${report[@]}" "${header[@]}" "$base/api/test/user"
+record user "GET /api/test/user"
+
+run_wrk admin "$seconds" "${report[@]}" "${admin_header[@]}" "$base/api/test/admin"
+record admin "GET /api/test/admin"
+
+run_wrk signin "$seconds" "${signin_script[@]}" "$base/api/auth/signin"
+record signin "POST /api/auth/signin"
+
+# The flood starts a second early and ends a second late, so that the whole measured window
+# of /api/test/user sees a saturated hashing pool.
+# (wrk is started directly, not through a function, so that $! is wrk itself and cleanup can stop it.)
+wrk_args "$((seconds + 2))" "${signin_script[@]}" "$base/api/auth/signin"
+wrk "${args[@]}" >"$tmp/flood.txt" 2>&1 &
+flood_pid=$!
+sleep 1
+run_wrk user_flood "$seconds" "${report[@]}" "${header[@]}" "$base/api/test/user"
+wait "$flood_pid" || true
+flood_pid=
+record user_flood "GET /api/test/user (signin flood)"
+record flood "POST /api/auth/signin (the flood)"
+
+kill -0 "$server_pid" 2>/dev/null || die "the server died during the benchmark; its log:"$'\n'"$(tail -n 50 "$tmp/server.log")"
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+echo
+echo "Tollgate benchmark — $(git --no-optional-locks -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
+    git --no-optional-locks -C "$repo" diff --quiet HEAD -- 2>/dev/null || echo ' (+ uncommitted changes)')"
+echo "$(nproc) CPUs, wrk -t$threads -c$connections, ${seconds}s per run, server on $base, SQLite"
+echo
+row() { printf '%-36s %10s %10s %10s  %s\n' "$@"; }
+row endpoint req/s "p50 ms" "p99 ms" errors
+row "------------------------------------" ---------- ---------- ---------- ------
+invalid=0
+for label in "${order[@]}"; do
+    if [[ -n ${problems[$label]} ]]; then
+        invalid=1
+        row "$label" "${rps[$label]}" "${p50[$label]}" "${p99[$label]}" "INVALID: ${problems[$label]}"
+    else
+        row "$label" "${rps[$label]}" "${p50[$label]}" "${p99[$label]}" none
+    fi
+done
+echo
+
+verdict() { # verdict CONDITION_TRUE(0/1)
+    if [[ $1 == 1 ]]; then echo PASS; else echo FAIL; fi
+}
+ratio=$(awk -v a="${rps[GET /api/test/user]}" -v b="${rps[GET /healthz]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+ratio_ok=$(awk -v r="$ratio" -v min="$min_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
+flood_p99=${p99[GET /api/test/user (signin flood)]}
+flood_ok=$(awk -v p="$flood_p99" -v max="$max_flood_p99_ms" 'BEGIN { print (p != "-" && p + 0 < max) ? 1 : 0 }')
+
+printf '%-58s %10s  %s\n' "req/s(/api/test/user) / req/s(/healthz)   (target >= $min_ratio)" \
+    "$ratio" "$(verdict "$ratio_ok")"
+printf '%-58s %10s  %s\n' "p99 /api/test/user under signin flood (target < $max_flood_p99_ms ms)" \
+    "$flood_p99 ms" "$(verdict "$flood_ok")"
+
+# Anything the server logged above INFO during the run is worth a look.
+warnings=$(grep -cE '\b(WARN|ERROR)\b' "$tmp/server.log" || true)
+peak_rss=$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$server_pid/status" 2>/dev/null || true)
+echo
+echo "server: ${warnings} WARN/ERROR log lines, peak RSS ${peak_rss:-unknown}"
+if ((warnings > 0)); then
+    grep -E '\b(WARN|ERROR)\b' "$tmp/server.log" | sort | uniq -c | sort -rn | head -n 5
+fi
+
+if ((invalid)); then
+    echo
+    echo "INVALID: at least one wrk run had errors, so its figures do not measure the intended path."
+    exit 2
+fi
+((ratio_ok && flood_ok)) || exit 1

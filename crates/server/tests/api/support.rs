@@ -1,0 +1,237 @@
+//! `TestApp`: the real router on a fresh database, driven in-process.
+//!
+//! SQLite by default (a temporary file per test). With `TOLLGATE_TEST_DATABASE_URL` set to a
+//! PostgreSQL URL, each test gets its own freshly created PostgreSQL database instead.
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use api::Role;
+use axum::{
+    Router,
+    body::Body,
+    http::{HeaderMap, Method, Request, StatusCode, header},
+};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tollgate::{AppState, config::Settings, router, storage::Storage};
+use tower::ServiceExt;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A database URL for one test, and the temporary directory that holds it (SQLite).
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn fresh() -> Self {
+        match std::env::var("TOLLGATE_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                static COUNTER: AtomicU32 = AtomicU32::new(0);
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos();
+                let name = format!(
+                    "tg_{}_{}_{}",
+                    std::process::id(),
+                    nanos % 1_000_000_000,
+                    COUNTER.fetch_add(1, Ordering::Relaxed)
+                );
+                let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let (base, _) = admin_url.rsplit_once('/').unwrap();
+                Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                }
+            }
+            _ => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("tollgate.db").display());
+                Self {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    pub async fn storage(&self) -> Storage {
+        let storage = Storage::connect(&self.url, 8).await.unwrap();
+        storage.migrate().await.unwrap();
+        storage
+    }
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    pub db: TestDatabase,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn message(&self) -> String {
+        self.json()["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message in {}", self.text()))
+            .to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn assert(&self, status: StatusCode) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        self
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_settings(|_| {}).await
+    }
+
+    pub async fn with_settings(change: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDatabase::fresh().await;
+        Self::on(db, change).await
+    }
+
+    /// Another app (a restart, or a second node) on an existing database.
+    pub async fn on(db: TestDatabase, change: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings::for_tests();
+        change(&mut settings);
+        let state = AppState::new(db.storage().await, settings).await.unwrap();
+        Self {
+            router: router(state.clone()),
+            state,
+            db,
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        let mut request = Request::get(path);
+        if let Some(token) = token {
+            request = request.header("x-access-token", token);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::POST, path, body, token).await
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+        token: Option<&str>,
+    ) -> TestResponse {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    pub async fn signup(&self, username: &str) -> TestResponse {
+        self.post(
+            "/api/auth/signup",
+            json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn signin(&self, username: &str, password: &str) -> TestResponse {
+        self.post(
+            "/api/auth/signin",
+            json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    /// Creates a user with the given roles straight in the database, as `tollgate user add`
+    /// does, and signs them in. Returns the access token.
+    pub async fn user_with_roles(&self, username: &str, roles: &[Role]) -> String {
+        let hash = self
+            .state
+            .passwords
+            .hash(&api::Password::parse(PASSWORD).unwrap())
+            .await
+            .unwrap();
+        self.state
+            .storage
+            .insert_user(&tollgate::storage::NewUser {
+                username: &api::Username::parse(username).unwrap(),
+                email: &api::Email::parse(&format!("{username}@example.com")).unwrap(),
+                password_hash: &hash,
+                roles,
+            })
+            .await
+            .unwrap();
+        self.token_for(username).await
+    }
+
+    pub async fn token_for(&self, username: &str) -> String {
+        let response = self.signin(username, PASSWORD).await;
+        response.assert(StatusCode::OK);
+        response.json()["accessToken"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Decodes a JWT part without checking anything, to look at what was issued.
+pub fn jwt_part(token: &str, index: usize) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(index).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
