@@ -102,8 +102,8 @@ stop() { # stop PID: SIGTERM, wait up to 5 s, then SIGKILL.
 
 cleanup() {
     local status=$?
-    [[ -n $flood_pid ]] && stop "$flood_pid"
-    [[ -n $server_pid ]] && stop "$server_pid"
+    if [[ -n $flood_pid ]]; then stop "$flood_pid"; fi
+    if [[ -n $server_pid ]]; then stop "$server_pid"; fi
     if [[ -n ${BENCH_RAW_DIR:-} ]]; then
         mkdir -p "$BENCH_RAW_DIR" && cp "$tmp"/*.txt "$tmp"/server.log "$BENCH_RAW_DIR"/ 2>/dev/null || true
     fi
@@ -235,7 +235,7 @@ run_wrk() {
 
 # record NAME LABEL: parse the BENCH_RESULT line of a finished run into the tables.
 record() {
-    local name=$1 label=$2 line requests duration_us p50_us p99_us non2xx connect read write timeout
+    local name=$1 label=$2 line requests duration_us p50_us p99_us non2xx e_connect e_read e_write e_timeout
     order+=("$label")
     line=$(grep '^BENCH_RESULT ' "$tmp/$name.txt" || true)
     if [[ -z $line ]]; then
@@ -243,7 +243,7 @@ record() {
         problems[$label]="no result from wrk: $(tr '\n' ' ' <"$tmp/$name.txt" | cut -c1-200)"
         return
     fi
-    read -r requests duration_us p50_us p99_us non2xx connect read write timeout < <(
+    read -r requests duration_us p50_us p99_us non2xx e_connect e_read e_write e_timeout < <(
         sed -E 's/^BENCH_RESULT //; s/[a-z0-9_]+=//g' <<<"$line"
     )
     rps[$label]=$(awk -v n="$requests" -v us="$duration_us" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
@@ -252,8 +252,8 @@ record() {
     local issues=()
     ((requests > 0)) || issues+=("no requests completed")
     ((non2xx == 0)) || issues+=("$non2xx non-2xx responses")
-    ((connect + read + write + timeout == 0)) ||
-        issues+=("socket errors: connect $connect, read $read, write $write, timeout $timeout")
+    ((e_connect + e_read + e_write + e_timeout == 0)) ||
+        issues+=("socket errors: connect $e_connect, read $e_read, write $e_write, timeout $e_timeout")
     problems[$label]=$(IFS=';'; echo "${issues[*]:-}")
 }
 
@@ -314,8 +314,14 @@ for label in "${order[@]}"; do
 done
 echo
 
-verdict() { # verdict CONDITION_TRUE(0/1)
-    if [[ $1 == 1 ]]; then echo PASS; else echo FAIL; fi
+# verdict MET(0/1) LABEL...: PASS or FAIL, or INVALID when a run the check relies on had errors.
+verdict() {
+    local met=$1 label
+    shift
+    for label in "$@"; do
+        [[ -z ${problems[$label]} ]] || { echo "INVALID (see errors above)"; return; }
+    done
+    if [[ $met == 1 ]]; then echo PASS; else echo FAIL; fi
 }
 ratio=$(awk -v a="${rps[GET /api/test/user]}" -v b="${rps[GET /healthz]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 ratio_ok=$(awk -v r="$ratio" -v min="$min_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
@@ -323,9 +329,9 @@ flood_p99=${p99[GET /api/test/user (signin flood)]}
 flood_ok=$(awk -v p="$flood_p99" -v max="$max_flood_p99_ms" 'BEGIN { print (p != "-" && p + 0 < max) ? 1 : 0 }')
 
 printf '%-58s %10s  %s\n' "req/s(/api/test/user) / req/s(/healthz)   (target >= $min_ratio)" \
-    "$ratio" "$(verdict "$ratio_ok")"
+    "$ratio" "$(verdict "$ratio_ok" "GET /api/test/user" "GET /healthz")"
 printf '%-58s %10s  %s\n' "p99 /api/test/user under signin flood (target < $max_flood_p99_ms ms)" \
-    "$flood_p99 ms" "$(verdict "$flood_ok")"
+    "$flood_p99 ms" "$(verdict "$flood_ok" "GET /api/test/user (signin flood)" "POST /api/auth/signin (the flood)")"
 
 # Anything the server logged above INFO during the run is worth a look.
 warnings=$(grep -cE '\b(WARN|ERROR)\b' "$tmp/server.log" || true)

@@ -13,7 +13,26 @@ pub mod paths {
     pub const TEST_MOD: &str = "/api/test/mod";
     pub const TEST_ADMIN: &str = "/api/test/admin";
     pub const ME: &str = "/api/user/me";
+    pub const PASSWORD: &str = "/api/user/password";
+    pub const REFRESH: &str = "/api/auth/refresh";
+    pub const REFRESH_TOKEN: &str = "/api/auth/refreshtoken";
+    pub const LOGOUT: &str = "/api/auth/logout";
+    pub const SIGNOUT: &str = "/api/auth/signout";
+    pub const SESSIONS: &str = "/api/auth/sessions";
+    pub const SESSION: &str = "/api/auth/sessions/{id}";
+    pub const ADMIN_USERS: &str = "/api/admin/users";
+    pub const ADMIN_USER: &str = "/api/admin/users/{id}";
+    pub const ADMIN_USER_ROLES: &str = "/api/admin/users/{id}/roles";
+    pub const ADMIN_USER_DISABLE: &str = "/api/admin/users/{id}/disable";
+    pub const ADMIN_USER_ENABLE: &str = "/api/admin/users/{id}/enable";
+    pub const ADMIN_USER_SESSIONS: &str = "/api/admin/users/{id}/sessions";
+    pub const ADMIN_AUDIT: &str = "/api/admin/audit";
+    /// Where the refresh cookie is sent: the auth routes only.
+    pub const REFRESH_COOKIE_PATH: &str = "/api/auth";
 }
+
+/// Name of the HttpOnly cookie that carries the refresh token.
+pub const REFRESH_COOKIE: &str = "tollgate_refresh";
 
 /// Header the tutorial uses for the access token (besides `Authorization: Bearer`).
 pub const ACCESS_TOKEN_HEADER: &str = "x-access-token";
@@ -45,6 +64,103 @@ pub struct SigninResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Only when the operator enables the tutorial-compatible body token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /api/auth/refresh` (cookie): a new access token; the rotated refresh token is in the cookie.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+}
+
+/// `POST /api/auth/refreshtoken`, the tutorial's body route.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshTokenRequest {
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshTokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// One of the caller's sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub id: String,
+    pub created_at: String,
+    pub last_used_at: String,
+    /// When the session ends if it is not used again.
+    pub expires_at: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// The session the request was made with.
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// A user as admins see them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUser {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserList {
+    pub users: Vec<AdminUser>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetRolesRequest {
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    pub user_id: Option<i64>,
+    pub actor_id: Option<i64>,
+    pub session_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub events: Vec<AuditEntry>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: i64,
 }
 
 /// The signed-in user's profile.
@@ -76,6 +192,7 @@ pub struct SigninFailure {
 /// Messages that clients may match on.
 pub mod messages {
     pub const USER_REGISTERED: &str = "User registered successfully!";
+    pub const SIGNED_OUT: &str = "You've been signed out!";
     pub const USERNAME_TAKEN: &str = "Failed! Username is already in use!";
     pub const EMAIL_TAKEN: &str = "Failed! Email is already in use!";
     pub const INVALID_CREDENTIALS: &str = "Invalid username or password.";

@@ -1,6 +1,6 @@
 //! Application state and the router with its layers.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use api::wire::{ACCESS_TOKEN_HEADER, paths};
 use axum::{
@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post, put},
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -19,16 +19,24 @@ use tower_http::{
 };
 
 use crate::{
+    clock::unix_now,
     config::Settings,
     error::Error,
-    http::{auth, content, meta, user},
+    http::{admin, auth, content, meta, sessions, user},
+    limits::IpLimits,
     passwords::Passwords,
-    storage::Storage,
+    revocation::Revocations,
+    storage::{AuditEvent, Storage},
     tokens::Tokens,
 };
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The UI's policy: only our own scripts (and wasm), styles and API; never framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 /// Largest total size of request headers accepted.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
@@ -38,20 +46,58 @@ pub struct AppState {
     pub storage: Storage,
     pub tokens: Tokens,
     pub passwords: Passwords,
+    pub revocations: Revocations,
+    pub limits: IpLimits,
     pub settings: Arc<Settings>,
 }
 
 impl AppState {
-    /// Builds the state on a migrated database: loads or creates the signing key.
+    /// Builds the state on a migrated database: loads or creates the keys, loads the
+    /// revocations (and, on PostgreSQL, follows other nodes'), and starts housekeeping.
     pub async fn new(storage: Storage, settings: Settings) -> anyhow::Result<Self> {
         let tokens = Tokens::load(&storage, &settings).await?;
         let passwords = Passwords::new(settings.hash_concurrency)?;
-        Ok(Self {
+        let revocations = Revocations::new(settings.access_token_ttl);
+        revocations.reload(&storage).await?;
+        revocations.follow(&storage);
+        let state = Self {
             storage,
             tokens,
             passwords,
+            revocations,
+            limits: IpLimits::new(&settings.rate_limits),
             settings: Arc::new(settings),
-        })
+        };
+        state.spawn_housekeeping();
+        Ok(state)
+    }
+
+    /// Records an audit event. A failure to record is logged, not passed on: the action it
+    /// describes has already happened.
+    pub async fn audit(&self, event: AuditEvent) {
+        if let Err(e) = self.storage.record_audit(&event, unix_now()).await {
+            tracing::error!(error = %e, kind = event.kind.as_str(), "could not record audit event");
+        }
+    }
+
+    fn spawn_housekeeping(&self) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut round = 0u64;
+            loop {
+                tick.tick().await;
+                state.revocations.purge();
+                state.limits.purge();
+                if round.is_multiple_of(10)
+                    && let Err(e) = state.storage.purge_expired(unix_now()).await
+                {
+                    tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+                round += 1;
+            }
+        });
     }
 }
 
@@ -67,6 +113,14 @@ pub fn router(state: AppState) -> Router {
         .allow_credentials(true)
         .max_age(std::time::Duration::from_secs(600));
 
+    // Browsers remember HSTS; only send it when the operator says we are on HTTPS.
+    let hsts = tower::util::option_layer(state.settings.https.then(|| {
+        security_header(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        )
+    }));
+
     Router::new()
         .route(paths::HEALTHZ, get(meta::healthz))
         .route(paths::JWKS, get(meta::jwks))
@@ -77,6 +131,26 @@ pub fn router(state: AppState) -> Router {
         .route(paths::TEST_MOD, get(content::moderator))
         .route(paths::TEST_ADMIN, get(content::admin))
         .route(paths::ME, get(user::me))
+        .route(paths::PASSWORD, put(user::change_password))
+        .route(paths::REFRESH, post(auth::refresh))
+        .route(paths::REFRESH_TOKEN, post(auth::refresh_token))
+        .route(paths::LOGOUT, post(auth::logout))
+        .route(paths::SIGNOUT, post(auth::logout))
+        .route(
+            paths::SESSIONS,
+            get(sessions::list).delete(sessions::end_others),
+        )
+        .route(paths::SESSION, delete(sessions::end_one))
+        .route(paths::ADMIN_USERS, get(admin::list_users))
+        .route(
+            paths::ADMIN_USER,
+            get(admin::get_user).delete(admin::delete_user),
+        )
+        .route(paths::ADMIN_USER_ROLES, put(admin::set_roles))
+        .route(paths::ADMIN_USER_DISABLE, post(admin::disable))
+        .route(paths::ADMIN_USER_ENABLE, post(admin::enable))
+        .route(paths::ADMIN_USER_SESSIONS, delete(admin::end_sessions))
+        .route(paths::ADMIN_AUDIT, get(admin::audit))
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -85,6 +159,11 @@ pub fn router(state: AppState) -> Router {
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(security_header(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(hsts)
         .layer(CatchPanicLayer::custom(|_| {
             Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))

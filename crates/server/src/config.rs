@@ -1,6 +1,10 @@
 //! Command line and environment: one parse, checked up front so bad settings fail at start.
 
-use std::{net::SocketAddr, num::NonZeroUsize, time::Duration};
+use std::{
+    net::SocketAddr,
+    num::{NonZeroU32, NonZeroUsize},
+    time::Duration,
+};
 
 use api::{Role, Username};
 use axum::http::HeaderValue;
@@ -90,7 +94,48 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_ALLOW_SELF_ASSIGNED_ROLES")]
     pub allow_self_assigned_roles: bool,
 
-    /// Password hashes computed at once (each takes 19 MiB); defaults to the number of CPU cores.
+    /// Idle lifetime of a session: a refresh token unused for this long expires.
+    #[arg(long, env = "TOLLGATE_REFRESH_IDLE_TTL", default_value = "7d", value_parser = parse_lifetime)]
+    pub refresh_idle_ttl: Duration,
+
+    /// Absolute lifetime of a session, however often it is refreshed.
+    #[arg(long, env = "TOLLGATE_REFRESH_ABSOLUTE_TTL", default_value = "30d", value_parser = parse_lifetime)]
+    pub refresh_absolute_ttl: Duration,
+
+    /// How long the refresh token just rotated away still works (once more, giving the same
+    /// result), so two tabs refreshing at once do not log the user out. `0s` disables it.
+    #[arg(long, env = "TOLLGATE_REFRESH_GRACE", default_value = "10s", value_parser = parse_grace)]
+    pub refresh_grace: Duration,
+
+    /// Include `refreshToken` in the sign-in body, as the tutorial's clients expect. Off by
+    /// default: the refresh token then lives only in an HttpOnly cookie.
+    #[arg(long, env = "TOLLGATE_REFRESH_TOKEN_IN_BODY")]
+    pub refresh_token_in_body: bool,
+
+    /// Tollgate is reached over HTTPS (directly or through a TLS proxy): cookies get `Secure`
+    /// and responses carry HSTS.
+    #[arg(long, env = "TOLLGATE_HTTPS")]
+    pub https: bool,
+
+    /// Proxies (IP or CIDR, comma separated) whose `X-Forwarded-For` is believed for the client
+    /// address. Without one, the address is the TCP peer's.
+    #[arg(long = "trusted-proxy", env = "TOLLGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Sign-in attempts allowed per client IP per minute (0: no limit).
+    #[arg(long, env = "TOLLGATE_RATE_LIMIT_SIGNIN", default_value_t = 30)]
+    pub rate_limit_signin: u32,
+
+    /// Sign-ups allowed per client IP per minute (0: no limit).
+    #[arg(long, env = "TOLLGATE_RATE_LIMIT_SIGNUP", default_value_t = 10)]
+    pub rate_limit_signup: u32,
+
+    /// Token refreshes allowed per client IP per minute (0: no limit).
+    #[arg(long, env = "TOLLGATE_RATE_LIMIT_REFRESH", default_value_t = 60)]
+    pub rate_limit_refresh: u32,
+
+    /// Password hashes computed at once (each takes 19 MiB); defaults to CPU cores minus one
+    /// (at least one), leaving a core for everything else.
     #[arg(long, env = "TOLLGATE_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<NonZeroUsize>,
 
@@ -160,6 +205,21 @@ pub struct Settings {
     pub allow_self_assigned_roles: bool,
     pub hash_concurrency: NonZeroUsize,
     pub token_cache_size: usize,
+    pub refresh_idle_ttl: Duration,
+    pub refresh_absolute_ttl: Duration,
+    pub refresh_grace: Duration,
+    pub refresh_token_in_body: bool,
+    pub https: bool,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub rate_limits: RateLimits,
+}
+
+/// Requests allowed per client IP per minute; `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub signin: Option<NonZeroU32>,
+    pub signup: Option<NonZeroU32>,
+    pub refresh: Option<NonZeroU32>,
 }
 
 #[derive(Debug, Clone)]
@@ -194,9 +254,13 @@ impl ServerArgs {
         if self.token_cache_size == 0 {
             anyhow::bail!("--token-cache-size must be at least 1");
         }
-        let hash_concurrency = self
-            .hash_concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
+        if self.refresh_idle_ttl > self.refresh_absolute_ttl {
+            anyhow::bail!("--refresh-idle-ttl must not be longer than --refresh-absolute-ttl");
+        }
+        let hash_concurrency = self.hash_concurrency.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+            NonZeroUsize::new(cores.saturating_sub(1)).unwrap_or(NonZeroUsize::MIN)
+        });
         Ok(Settings {
             access_token_ttl: self.access_token_ttl,
             signing,
@@ -206,12 +270,23 @@ impl ServerArgs {
             allow_self_assigned_roles: self.allow_self_assigned_roles,
             hash_concurrency,
             token_cache_size: self.token_cache_size,
+            refresh_idle_ttl: self.refresh_idle_ttl,
+            refresh_absolute_ttl: self.refresh_absolute_ttl,
+            refresh_grace: self.refresh_grace,
+            refresh_token_in_body: self.refresh_token_in_body,
+            https: self.https,
+            trusted_proxies: self.trusted_proxies.clone(),
+            rate_limits: RateLimits {
+                signin: NonZeroU32::new(self.rate_limit_signin),
+                signup: NonZeroU32::new(self.rate_limit_signup),
+                refresh: NonZeroU32::new(self.rate_limit_refresh),
+            },
         })
     }
 }
 
 impl Settings {
-    /// Settings for tests and embedding: defaults with the given signing choice.
+    /// Settings for tests: the defaults, without rate limits.
     pub fn for_tests() -> Self {
         Self {
             access_token_ttl: Duration::from_secs(15 * 60),
@@ -222,6 +297,17 @@ impl Settings {
             allow_self_assigned_roles: false,
             hash_concurrency: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
             token_cache_size: 10_000,
+            refresh_idle_ttl: Duration::from_secs(7 * 86_400),
+            refresh_absolute_ttl: Duration::from_secs(30 * 86_400),
+            refresh_grace: Duration::from_secs(10),
+            refresh_token_in_body: false,
+            https: false,
+            trusted_proxies: Vec::new(),
+            rate_limits: RateLimits {
+                signin: None,
+                signup: None,
+                refresh: None,
+            },
         }
     }
 }
@@ -232,6 +318,29 @@ fn parse_ttl(raw: &str) -> Result<Duration, String> {
         return Err("must be between 1 second and 24 hours".into());
     }
     Ok(ttl)
+}
+
+fn parse_lifetime(raw: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(raw).map_err(|e| format!("{e} (try `7d` or `12h`)"))?;
+    if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(366 * 86_400) {
+        return Err("must be between 1 minute and 366 days".into());
+    }
+    Ok(ttl)
+}
+
+fn parse_grace(raw: &str) -> Result<Duration, String> {
+    let grace = humantime::parse_duration(raw).map_err(|e| format!("{e} (try `10s`)"))?;
+    if grace > Duration::from_secs(300) {
+        return Err("must be at most 5 minutes".into());
+    }
+    Ok(grace)
+}
+
+fn parse_net(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{raw}` is not an IP address or CIDR network"))
 }
 
 fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
@@ -272,6 +381,14 @@ mod tests {
         assert_eq!(settings.access_token_ttl, Duration::from_secs(900));
         assert!(matches!(settings.signing, SigningSettings::Eddsa));
         assert!(!settings.allow_self_assigned_roles);
+        assert_eq!(settings.refresh_idle_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            settings.refresh_absolute_ttl,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(settings.refresh_grace, Duration::from_secs(10));
+        assert_eq!(settings.rate_limits.signin, NonZeroU32::new(30));
+        assert!(!settings.refresh_token_in_body && !settings.https);
     }
 
     #[test]
@@ -299,6 +416,12 @@ mod tests {
         assert!(args(&["--cors-origin", "http://a.example/"]).is_err());
         assert!(args(&["--bind", "nowhere"]).is_err());
         assert!(args(&["user", "grant", "bob", "root"]).is_err());
+        assert!(args(&["--trusted-proxy", "10.0.0.0/33"]).is_err());
+        assert!(args(&["--refresh-grace", "1h"]).is_err());
+        let cli = args(&["--refresh-idle-ttl", "40d"]).unwrap();
+        assert!(cli.server.settings().is_err());
+        let cli = args(&["--trusted-proxy", "10.0.0.0/8,127.0.0.1"]).unwrap();
+        assert_eq!(cli.server.trusted_proxies.len(), 2);
         let cli = args(&["--cors-origin", "http://a.example,https://b.example:8443"]).unwrap();
         assert_eq!(cli.server.cors_origins.len(), 2);
     }

@@ -3,12 +3,23 @@
 use api::{FieldError, Role, UnknownRole, wire::messages};
 use axum::{
     Json,
-    extract::rejection::JsonRejection,
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a refresh token was refused, in the tutorial's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshFailure {
+    #[error("Refresh Token is required!")]
+    Missing,
+    #[error("Refresh token is not in database!")]
+    Unknown,
+    #[error("Refresh token was expired. Please make a new signin request")]
+    Expired,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,6 +49,24 @@ pub enum Error {
     RoleAssignmentForbidden,
     #[error("{0}")]
     NotFound(&'static str),
+    #[error("The last admin cannot lose the admin role or be disabled or deleted.")]
+    LastAdmin,
+    #[error("Too many failed sign-ins for this account; try again later.")]
+    AccountBackoff { retry_after_secs: u64 },
+    #[error("Too many requests; try again later.")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("This account is disabled.")]
+    AccountDisabled,
+    #[error("Current password is incorrect.")]
+    WrongCurrentPassword,
+    #[error("Cross-site request refused.")]
+    CrossSite,
+    /// A refresh failure on the tutorial's body route: 403, as the tutorial answers.
+    #[error("{0}")]
+    Refresh(RefreshFailure),
+    /// A refresh failure on the cookie route: 401, the session is over.
+    #[error("{0}")]
+    CookieRefresh(RefreshFailure),
     #[error("Method not allowed.")]
     MethodNotAllowed,
     #[error("Request headers are too large.")]
@@ -52,6 +81,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same refusal, for the cookie route.
+    pub fn on_cookie_route(self) -> Self {
+        match self {
+            Error::Refresh(failure) => Error::CookieRefresh(failure),
+            other => other,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Field(_) | Error::UnknownRole(_) | Error::UsernameTaken | Error::EmailTaken => {
@@ -64,6 +101,13 @@ impl Error {
             | Error::ExpiredToken => StatusCode::UNAUTHORIZED,
             Error::MissingRole(_) | Error::RoleAssignmentForbidden => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::LastAdmin => StatusCode::CONFLICT,
+            Error::AccountBackoff { .. } | Error::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Error::AccountDisabled | Error::CrossSite | Error::Refresh(_) => StatusCode::FORBIDDEN,
+            Error::WrongCurrentPassword => StatusCode::BAD_REQUEST,
+            Error::CookieRefresh(_) => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -98,6 +142,32 @@ impl From<JsonRejection> for Error {
     }
 }
 
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Error::BadBody {
+            status: StatusCode::BAD_REQUEST,
+            message: format!(
+                "Invalid query string: {}",
+                rejection
+                    .body_text()
+                    .trim_start_matches("Failed to deserialize query string: ")
+            ),
+        }
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(_) => Error::BadBody {
+                status: StatusCode::BAD_REQUEST,
+                message: "Invalid identifier in the path.".to_owned(),
+            },
+            other => Error::Internal(anyhow::anyhow!("path extraction failed: {other}")),
+        }
+    }
+}
+
 /// serde's reason ("missing field `email`") without its position; it names the offending
 /// field and holds no server internals.
 fn serde_reason(error: &axum::extract::rejection::JsonDataError) -> String {
@@ -122,6 +192,12 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
+        let retry_after = match &self {
+            Error::AccountBackoff { retry_after_secs }
+            | Error::RateLimited { retry_after_secs } => Some(retry_after_secs.max(&1).to_string()),
+            Error::Overloaded => Some("1".to_owned()),
+            _ => None,
+        };
         let mut response = match self {
             // The tutorial's clients read `accessToken: null` on a failed signin.
             Error::InvalidCredentials => (
@@ -138,8 +214,8 @@ impl IntoResponse for Error {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(header::RETRY_AFTER, value);
         }
         response
     }

@@ -7,18 +7,14 @@
 //! verified once are remembered in a bounded cache, so a busy client costs one signature check
 //! per token rather than per request; `exp` is still checked on every use.
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use api::Role;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use ring::{
-    digest,
+    digest, hmac,
     rand::{SecureRandom, SystemRandom},
     signature::{Ed25519KeyPair, KeyPair},
 };
@@ -26,6 +22,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    clock::{self, unix_now},
     config::{Settings, SigningSettings},
     storage::{Storage, StoredKey},
 };
@@ -45,6 +42,10 @@ pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
     pub jti: String,
+    /// The session (refresh-token family) the token belongs to.
+    pub sid: String,
+    /// The user's token version when issued; older versions are revoked.
+    pub ver: i64,
 }
 
 /// Who a verified token speaks for.
@@ -54,7 +55,39 @@ pub struct Principal {
     pub roles: RoleSet,
     /// Unix seconds.
     pub expires_at: i64,
-    pub jti: String,
+    pub session_id: String,
+    pub version: i64,
+}
+
+/// What an access token is issued for.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub user_id: i64,
+    pub roles: &'a [Role],
+    pub session_id: &'a str,
+    pub version: i64,
+}
+
+/// An opaque refresh token: 256 bits, base64url. Only its hash is ever stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl RefreshToken {
+    /// Accepts only strings shaped like our tokens, so junk never reaches the database.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
+        (bytes.len() == 32).then(|| Self(raw.trim().to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshToken(***)")
+    }
 }
 
 /// A small set of roles.
@@ -118,6 +151,8 @@ struct Inner {
     jwks: serde_json::Value,
     verified: quick_cache::sync::Cache<String, Arc<Principal>>,
     rng: SystemRandom,
+    /// Derives a refresh token's successor, so parallel refreshes agree on it.
+    refresh_key: hmac::Key,
 }
 
 impl Tokens {
@@ -179,11 +214,20 @@ impl Tokens {
             }
         };
 
+        let mut candidate = [0u8; 32];
+        rng.fill(&mut candidate)
+            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+        let refresh_secret = storage
+            .shared_secret("refresh_token_derivation", &candidate)
+            .await?;
+        let refresh_key = hmac::Key::new(hmac::HMAC_SHA256, &refresh_secret);
+
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // `sid` and `ver` are required by the claims type itself.
 
         Ok(Self {
             inner: Arc::new(Inner {
@@ -198,6 +242,7 @@ impl Tokens {
                 jwks: serde_json::json!({ "keys": jwks_keys }),
                 verified: quick_cache::sync::Cache::new(settings.token_cache_size),
                 rng,
+                refresh_key,
             }),
         })
     }
@@ -211,24 +256,25 @@ impl Tokens {
         self.inner.ttl
     }
 
-    /// Signs an access token for the user.
-    pub fn issue(&self, user_id: i64, roles: &[Role]) -> anyhow::Result<IssuedToken> {
+    /// Signs an access token.
+    pub fn issue(&self, subject: Subject<'_>) -> anyhow::Result<IssuedToken> {
         let inner = &self.inner;
         let now = unix_now();
-        let mut jti = [0u8; 16];
-        inner
-            .rng
-            .fill(&mut jti)
-            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
         let claims = AccessClaims {
-            sub: user_id.to_string(),
-            id: user_id,
-            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            sub: subject.user_id.to_string(),
+            id: subject.user_id,
+            roles: subject
+                .roles
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             iat: now,
-            exp: now + i64::try_from(inner.ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            exp: clock::after(now, inner.ttl),
             iss: inner.issuer.clone(),
             aud: inner.audience.clone(),
-            jti: URL_SAFE_NO_PAD.encode(jti),
+            jti: self.random_id::<16>()?,
+            sid: subject.session_id.to_owned(),
+            ver: subject.version,
         };
         let mut header = Header::new(inner.algorithm);
         header.kid = Some(inner.kid.clone());
@@ -294,8 +340,39 @@ impl Tokens {
             user_id: claims.id,
             roles,
             expires_at: claims.exp,
-            jti: claims.jti,
+            session_id: claims.sid,
+            version: claims.ver,
         })
+    }
+
+    /// A fresh random id (session ids, token ids), base64url.
+    pub fn random_id<const N: usize>(&self) -> anyhow::Result<String> {
+        let mut bytes = [0u8; N];
+        self.inner
+            .rng
+            .fill(&mut bytes)
+            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+        Ok(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// A new refresh token.
+    pub fn new_refresh_token(&self) -> anyhow::Result<RefreshToken> {
+        Ok(RefreshToken(self.random_id::<32>()?))
+    }
+
+    /// The token that replaces `token` when it is rotated. Derived (HMAC-SHA256 under a
+    /// server secret) rather than drawn at random, so parallel refreshes with the same token
+    /// all hand the client the same successor, and no plaintext token is ever stored.
+    pub fn successor(&self, token: &RefreshToken) -> RefreshToken {
+        let tag = hmac::sign(&self.inner.refresh_key, token.0.as_bytes());
+        RefreshToken(URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// What the database keeps of a refresh token: its SHA-256.
+    pub fn refresh_hash(token: &RefreshToken) -> Vec<u8> {
+        digest::digest(&digest::SHA256, token.0.as_bytes())
+            .as_ref()
+            .to_vec()
     }
 }
 
@@ -313,12 +390,6 @@ fn new_ed25519_key(rng: &SystemRandom) -> anyhow::Result<StoredKey> {
         private_key: pkcs8.as_ref().to_vec(),
         public_key,
     })
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn hex(bytes: &[u8]) -> String {

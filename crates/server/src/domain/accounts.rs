@@ -4,11 +4,13 @@ use std::collections::BTreeSet;
 
 use api::{Email, Password, Role, Username};
 
+use super::sessions::{self, Client, Grant};
 use crate::{
     app::AppState,
+    clock::unix_now,
     error::{Error, Result},
     passwords::Verdict,
-    storage::{NewUser, UserRecord},
+    storage::{AuditEvent, AuditKind, NewUser, SessionFilter, SigninAttempt, UserRecord},
     tokens::{IssuedToken, Principal},
 };
 
@@ -24,7 +26,12 @@ pub struct SignUp {
 
 /// Registers a user. Roles beyond `user` are an admin's decision: they need an admin caller,
 /// unless the operator allows self-assigned roles.
-pub async fn sign_up(state: &AppState, request: SignUp, caller: Option<&Principal>) -> Result<i64> {
+pub async fn sign_up(
+    state: &AppState,
+    request: SignUp,
+    caller: Option<&Principal>,
+    client: &Client,
+) -> Result<i64> {
     let mut roles = request.roles;
     if roles.is_empty() {
         roles.insert(Role::User);
@@ -51,7 +58,20 @@ pub async fn sign_up(state: &AppState, request: SignUp, caller: Option<&Principa
             roles: &roles,
         })
         .await?;
-    tracing::info!(user_id = id, username = %request.username, ?roles, by_admin = caller_is_admin, "user signed up");
+    state
+        .audit(AuditEvent {
+            actor_id: caller.filter(|_| caller_is_admin).map(|p| p.user_id),
+            ip: client.ip.clone(),
+            detail: Some(
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ..AuditEvent::new(AuditKind::Signup, Some(id))
+        })
+        .await;
     Ok(id)
 }
 
@@ -60,31 +80,120 @@ pub async fn sign_up(state: &AppState, request: SignUp, caller: Option<&Principa
 pub struct SignedIn {
     pub user: UserRecord,
     pub access: IssuedToken,
+    pub grant: Grant,
 }
 
-/// Checks a username and password. Unknown users and wrong passwords fail alike, in the same
-/// time: an unknown user's password is checked against a dummy hash. A legacy or weaker hash is
+/// Checks a username and password and opens a session. Unknown users and wrong passwords fail
+/// alike, in the same time: an unknown user's password is checked against a dummy hash. An
+/// account that keeps failing backs off (429) before any hashing. A legacy or weaker hash is
 /// replaced by a fresh argon2id hash on success.
-pub async fn sign_in(state: &AppState, username: &str, password: &str) -> Result<SignedIn> {
+pub async fn sign_in(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    client: &Client,
+) -> Result<SignedIn> {
     // A name that could never have signed up cannot exist; still pay for a hash.
     let user = match Username::parse(username) {
         Ok(name) => state.storage.user_by_username(name.as_str()).await?,
         Err(_) => None,
     };
+    if let Some(user) = &user {
+        let now = unix_now();
+        if let SigninAttempt::LockedUntil(until) =
+            state.storage.begin_signin_attempt(user.id, now).await?
+        {
+            return Err(Error::AccountBackoff {
+                retry_after_secs: u64::try_from(until - now).unwrap_or(1),
+            });
+        }
+    }
     let verdict = state
         .passwords
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
     let user = match (user, verdict) {
         (Some(user), Verdict::Match | Verdict::MatchNeedsRehash) => user,
-        _ => return Err(Error::InvalidCredentials),
+        (user, _) => {
+            let user_id = user.as_ref().map(|u| u.id);
+            state
+                .audit(AuditEvent {
+                    ip: client.ip.clone(),
+                    detail: user_id
+                        .is_none()
+                        .then(|| format!("unknown username: {}", truncate(username, 64))),
+                    ..AuditEvent::new(AuditKind::SigninFailed, user_id)
+                })
+                .await;
+            return Err(Error::InvalidCredentials);
+        }
     };
+    state.storage.signin_succeeded(user.id).await?;
+    if user.disabled {
+        return Err(Error::AccountDisabled);
+    }
     if verdict == Verdict::MatchNeedsRehash {
         rehash(state, &user, password).await;
     }
-    let access = state.tokens.issue(user.id, &user.roles)?;
-    tracing::info!(user_id = user.id, "user signed in");
-    Ok(SignedIn { user, access })
+    let (access, grant) = sessions::open(state, &user, client).await?;
+    state
+        .audit(AuditEvent {
+            ip: client.ip.clone(),
+            session_id: Some(grant.session_id.clone()),
+            ..AuditEvent::new(AuditKind::SigninOk, Some(user.id))
+        })
+        .await;
+    Ok(SignedIn {
+        user,
+        access,
+        grant,
+    })
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+/// Changes the caller's password and ends every other session of theirs.
+pub async fn change_password(
+    state: &AppState,
+    user_id: i64,
+    current_session: &str,
+    current: &str,
+    new: &Password,
+    client: &Client,
+) -> Result<()> {
+    let user = state
+        .storage
+        .user_by_id(user_id)
+        .await?
+        .ok_or(Error::NotFound("User not found."))?;
+    let verdict = state
+        .passwords
+        .verify(current, Some(&user.password_hash))
+        .await?;
+    if verdict == Verdict::Mismatch {
+        return Err(Error::WrongCurrentPassword);
+    }
+    let hash = state.passwords.hash(new).await?;
+    state.storage.set_password_hash(user_id, &hash).await?;
+    sessions::end_sessions(
+        state,
+        SessionFilter::AllOfExcept {
+            user_id,
+            keep: current_session,
+        },
+        "password changed",
+    )
+    .await?;
+    state
+        .audit(AuditEvent {
+            ip: client.ip.clone(),
+            session_id: Some(current_session.to_owned()),
+            ..AuditEvent::new(AuditKind::PasswordChanged, Some(user_id))
+        })
+        .await;
+    Ok(())
 }
 
 /// Upgrades a stored hash; a failure here must not fail the sign-in, so it is only logged.

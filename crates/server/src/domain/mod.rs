@@ -1,3 +1,5 @@
 //! The multi-step operations behind the handlers.
 
 pub mod accounts;
+pub mod admin;
+pub mod sessions;

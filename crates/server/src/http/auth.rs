@@ -1,25 +1,43 @@
-//! Sign-up and sign-in.
+//! Sign-up, sign-in, refresh and logout.
 
 use std::collections::BTreeSet;
 
 use api::{
     Email, Password, Role, Username,
-    wire::{MessageBody, SigninRequest, SigninResponse, SignupRequest, messages},
+    wire::{
+        MessageBody, RefreshResponse, RefreshTokenRequest, RefreshTokenResponse, SigninRequest,
+        SigninResponse, SignupRequest, messages,
+    },
 };
-use axum::{Json as JsonResponse, extract::State, http::header, response::IntoResponse};
+use axum::{
+    Json as JsonResponse,
+    extract::State,
+    http::{HeaderMap, HeaderValue, header},
+    response::IntoResponse,
+};
 
-use super::extract::{AuthUser, Json};
+use super::{
+    cookies,
+    extract::{AuthUser, ClientInfo, Json, SameSite, lenient_auth},
+};
 use crate::{
     app::AppState,
-    domain::accounts::{self, SignUp},
-    error::Result,
+    domain::{
+        accounts::{self, SignUp},
+        sessions::{self, end_sessions},
+    },
+    error::{Error, RefreshFailure, Result},
+    limits::Limit,
+    storage::{AuditEvent, AuditKind, SessionFilter},
 };
 
 pub async fn signup(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: Option<AuthUser>,
     Json(body): Json<SignupRequest>,
 ) -> Result<JsonResponse<MessageBody>> {
+    state.limits.check(Limit::Signup, client.ip)?;
     let request = SignUp {
         username: Username::parse(&body.username)?,
         email: Email::parse(&body.email)?,
@@ -31,7 +49,13 @@ pub async fn signup(
             .map(|name| Role::parse(name))
             .collect::<Result<BTreeSet<_>, _>>()?,
     };
-    accounts::sign_up(&state, request, caller.as_ref().map(|c| &*c.0)).await?;
+    accounts::sign_up(
+        &state,
+        request,
+        caller.as_ref().map(|c| &*c.0),
+        &client.client(),
+    )
+    .await?;
     Ok(JsonResponse(MessageBody {
         message: messages::USER_REGISTERED.to_owned(),
     }))
@@ -39,12 +63,23 @@ pub async fn signup(
 
 pub async fn signin(
     State(state): State<AppState>,
+    client: ClientInfo,
     Json(body): Json<SigninRequest>,
 ) -> Result<impl IntoResponse> {
-    let signed_in = accounts::sign_in(&state, &body.username, &body.password).await?;
+    state.limits.check(Limit::Signin, client.ip)?;
+    let signed_in =
+        accounts::sign_in(&state, &body.username, &body.password, &client.client()).await?;
     let user = signed_in.user;
+    let cookie = cookies::set_refresh(&signed_in.grant, state.settings.https);
+    let refresh_token = state
+        .settings
+        .refresh_token_in_body
+        .then(|| signed_in.grant.refresh_token.expose().to_owned());
     Ok((
-        [(header::CACHE_CONTROL, "no-store")],
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::SET_COOKIE, cookie),
+        ],
         JsonResponse(SigninResponse {
             id: user.id,
             username: user.username,
@@ -57,6 +92,110 @@ pub async fn signin(
             access_token: signed_in.access.token,
             token_type: "Bearer".to_owned(),
             expires_in: signed_in.access.expires_in.as_secs(),
+            refresh_token,
+        }),
+    ))
+}
+
+/// `POST /api/auth/refresh`: the refresh token comes from the HttpOnly cookie and its
+/// successor goes back in it.
+pub async fn refresh(
+    State(state): State<AppState>,
+    _: SameSite,
+    client: ClientInfo,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse> {
+    state.limits.check(Limit::Refresh, client.ip)?;
+    let presented = cookies::refresh_token(&headers)
+        .ok_or(Error::Refresh(RefreshFailure::Missing))
+        .map_err(Error::on_cookie_route)?;
+    let refreshed = sessions::refresh(&state, &presented, &client.client())
+        .await
+        .map_err(Error::on_cookie_route)?;
+    Ok((
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::SET_COOKIE,
+                cookies::set_refresh(&refreshed.grant, state.settings.https),
+            ),
+        ],
+        JsonResponse(RefreshResponse {
+            access_token: refreshed.access.token,
+            token_type: "Bearer".to_owned(),
+            expires_in: refreshed.access.expires_in.as_secs(),
+        }),
+    ))
+}
+
+/// `POST /api/auth/refreshtoken`: the tutorial's route, token in the body. Unlike the
+/// tutorial, the token is rotated; the cookie follows so both routes stay in step.
+pub async fn refresh_token(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(body): Json<RefreshTokenRequest>,
+) -> Result<impl IntoResponse> {
+    state.limits.check(Limit::Refresh, client.ip)?;
+    let presented = body
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or(Error::Refresh(RefreshFailure::Missing))?;
+    let refreshed = sessions::refresh(&state, &presented, &client.client()).await?;
+    Ok((
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::SET_COOKIE,
+                cookies::set_refresh(&refreshed.grant, state.settings.https),
+            ),
+        ],
+        JsonResponse(RefreshTokenResponse {
+            access_token: refreshed.access.token,
+            refresh_token: refreshed.grant.refresh_token.expose().to_owned(),
+        }),
+    ))
+}
+
+/// `POST /api/auth/logout` (and `/signout`): ends the session named by the access token or,
+/// failing that, by the refresh cookie, and clears the cookie. Always succeeds.
+pub async fn logout(
+    State(state): State<AppState>,
+    _: SameSite,
+    client: ClientInfo,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse> {
+    let session = match lenient_auth(&headers, &state) {
+        Some(principal) => Some((principal.session_id.clone(), principal.user_id)),
+        None => match cookies::refresh_token(&headers) {
+            Some(token) => sessions::session_of(&state, &token).await?,
+            None => None,
+        },
+    };
+    if let Some((session_id, user_id)) = session {
+        end_sessions(
+            &state,
+            SessionFilter::One {
+                id: &session_id,
+                user_id,
+            },
+            "logout",
+        )
+        .await?;
+        state
+            .audit(AuditEvent {
+                ip: client.client().ip,
+                session_id: Some(session_id),
+                ..AuditEvent::new(AuditKind::Logout, Some(user_id))
+            })
+            .await;
+    }
+    Ok((
+        [(
+            header::SET_COOKIE,
+            cookies::clear_refresh(state.settings.https),
+        )],
+        JsonResponse(MessageBody {
+            message: messages::SIGNED_OUT.to_owned(),
         }),
     ))
 }

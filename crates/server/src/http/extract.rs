@@ -1,15 +1,20 @@
 //! Extractors: request bodies in our error format, and authorization in the signature.
 
-use std::{marker::PhantomData, sync::Arc};
+use std::{
+    marker::PhantomData,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+};
 
 use api::{Role, wire::ACCESS_TOKEN_HEADER};
 use axum::{
-    extract::{FromRequest, FromRequestParts, OptionalFromRequestParts},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts},
     http::{HeaderMap, header, request::Parts},
 };
 
 use crate::{
     app::AppState,
+    domain::sessions::Client,
     error::Error,
     tokens::{Principal, TokenError},
 };
@@ -47,12 +52,23 @@ impl OptionalFromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// Verifies the token, then checks it against the in-memory revocations (no database query).
 fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
     match state.tokens.verify(token) {
+        Ok(principal) if state.revocations.is_revoked(&principal) => Err(Error::InvalidToken),
         Ok(principal) => Ok(AuthUser(principal)),
         Err(TokenError::Expired) => Err(Error::ExpiredToken),
         Err(TokenError::Invalid) => Err(Error::InvalidToken),
     }
+}
+
+/// The caller if their token is valid; `None` for no token or a bad one. For routes such as
+/// logout that must work whatever state the client's token is in.
+pub fn lenient_auth(parts_headers: &HeaderMap, state: &AppState) -> Option<Arc<Principal>> {
+    let token = bearer_token(parts_headers).ok().flatten()?;
+    authenticate(state, token)
+        .ok()
+        .map(|AuthUser(principal)| principal)
 }
 
 /// The token from `x-access-token` (the tutorial's header) or `Authorization: Bearer`.
@@ -74,6 +90,122 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     }
 }
 
+/// Where the request came from: the client IP (the TCP peer, or, behind a trusted proxy, the
+/// nearest untrusted address in `X-Forwarded-For`) and the user agent.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn client(&self) -> Client {
+        Client {
+            ip: Some(self.ip.to_string()),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |info| info.0.ip());
+        let trusted = |ip: &IpAddr| {
+            state
+                .settings
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(ip))
+        };
+        let mut ip = peer;
+        if trusted(&peer) {
+            // Walk the chain from the nearest hop; stop at the first address we do not trust.
+            let hops = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .collect::<Vec<_>>();
+            for hop in hops.into_iter().rev() {
+                match hop.parse::<IpAddr>() {
+                    Ok(address) => {
+                        ip = address;
+                        if !trusted(&address) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect());
+        Ok(Self { ip, user_agent })
+    }
+}
+
+/// Refuses cross-site requests to cookie-authenticated routes: `Sec-Fetch-Site: cross-site`, or
+/// an `Origin` that is neither in the CORS allow-list nor this server's own.
+#[derive(Debug, Clone, Copy)]
+pub struct SameSite;
+
+impl FromRequestParts<AppState> for SameSite {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let headers = &parts.headers;
+        if headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+        {
+            return Err(Error::CrossSite);
+        }
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            // Not a browser (browsers send Origin on every POST); the SameSite cookie does the rest.
+            return Ok(Self);
+        };
+        if state
+            .settings
+            .cors_origins
+            .iter()
+            .any(|allowed| allowed == origin)
+        {
+            return Ok(Self);
+        }
+        let own_host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let origin_host = origin.to_str().ok().and_then(|o| {
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+        });
+        match (origin_host, own_host) {
+            (Some(origin_host), Some(own_host)) if origin_host.eq_ignore_ascii_case(own_host) => {
+                Ok(Self)
+            }
+            _ => Err(Error::CrossSite),
+        }
+    }
+}
+
+/// `axum::extract::Query`, with our error format.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Error))]
+pub struct Query<T>(pub T);
+
+/// `axum::extract::Path`, with our error format.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct Path<T>(pub T);
+
 /// A role that a route can require, as a type.
 pub trait RequiredRole {
     const ROLE: Role;
@@ -90,7 +222,14 @@ impl RequiredRole for Admin {
 }
 
 /// A caller holding role `R`; anyone else gets 403 "Require <Role> Role!".
-pub struct RequireRole<R>(pub Arc<Principal>, PhantomData<R>);
+pub struct RequireRole<R>(pub Arc<Principal>, pub PhantomData<R>);
+
+impl<R> RequireRole<R> {
+    /// For a handler that already holds an admin's principal and calls another handler.
+    pub fn trusted(principal: Arc<Principal>) -> Self {
+        Self(principal, PhantomData)
+    }
+}
 
 impl<R: RequiredRole + Send> FromRequestParts<AppState> for RequireRole<R> {
     type Rejection = Error;

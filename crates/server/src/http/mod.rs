@@ -1,7 +1,10 @@
 //! HTTP handlers, grouped by resource, and the extractors they share.
 
+pub mod admin;
 pub mod auth;
 pub mod content;
+pub mod cookies;
 pub mod extract;
 pub mod meta;
+pub mod sessions;
 pub mod user;

@@ -1,25 +1,29 @@
 //! The signed-in user's own resources.
 
-use api::wire::Profile;
-use axum::{Json, extract::State};
+use api::{
+    Password,
+    wire::{ChangePasswordRequest, MessageBody, Profile},
+};
+use axum::extract::State;
 use time::format_description::well_known::Rfc3339;
 
-use super::extract::AuthUser;
+use super::extract::{AuthUser, ClientInfo, Json};
 use crate::{
     app::AppState,
+    domain::accounts,
     error::{Error, Result},
 };
 
 pub async fn me(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
-) -> Result<Json<Profile>> {
+) -> Result<axum::Json<Profile>> {
     let user = state
         .storage
         .user_by_id(principal.user_id)
         .await?
         .ok_or(Error::NotFound("User not found."))?;
-    Ok(Json(Profile {
+    Ok(axum::Json(Profile {
         id: user.id,
         username: user.username,
         email: user.email,
@@ -32,5 +36,27 @@ pub async fn me(
             .created_at
             .format(&Rfc3339)
             .map_err(anyhow::Error::from)?,
+    }))
+}
+
+/// `PUT /api/user/password`: needs the current password; ends every other session.
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    client: ClientInfo,
+    Json(body): Json<ChangePasswordRequest>,
+) -> Result<axum::Json<MessageBody>> {
+    let new = Password::parse(&body.new_password)?;
+    accounts::change_password(
+        &state,
+        principal.user_id,
+        &principal.session_id,
+        &body.current_password,
+        &new,
+        &client.client(),
+    )
+    .await?;
+    Ok(axum::Json(MessageBody {
+        message: "Password changed. Your other sessions were ended.".to_owned(),
     }))
 }

@@ -1,7 +1,11 @@
 //! All SQL lives here. One [`Storage`] hides whether the rows are in SQLite or PostgreSQL:
 //! the queries are written once, in the dialect both share, and run on either pool.
 
+mod audit;
 mod keys;
+mod revocations;
+mod secrets;
+mod sessions;
 mod users;
 
 use std::{str::FromStr, time::Duration};
@@ -13,8 +17,11 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+pub use audit::{AuditEvent, AuditKind, AuditRecord};
 pub use keys::StoredKey;
-pub use users::{NewUser, UserRecord};
+pub use revocations::{REVOCATION_CHANNEL, Revocation};
+pub use sessions::{NewSession, SessionFilter, SessionRecord, TokenLookup};
+pub use users::{AdminChange, NewUser, SigninAttempt, UserPage, UserRecord};
 
 /// Runs `$body` with `$pool` bound to the concrete pool, whichever back end is in use.
 /// The body is compiled once per back end, so a query that either one cannot run fails to build.
@@ -27,6 +34,32 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Inside a transaction `$tx` on either back end: records `$revocation` (lasting until
+/// `$expires_at`) and, on PostgreSQL, tells every node through NOTIFY once the transaction commits.
+macro_rules! record_revocation {
+    ($storage:expr, $tx:expr, $revocation:expr, $expires_at:expr) => {{
+        let revocation: &$crate::storage::Revocation = $revocation;
+        let (kind, subject, min_version) = revocation.to_row();
+        sqlx::query(
+            "INSERT INTO revocations (kind, subject, min_version, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(kind)
+        .bind(subject)
+        .bind(min_version)
+        .bind($expires_at)
+        .execute(&mut *$tx)
+        .await?;
+        if $storage.backend() == $crate::storage::Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind($crate::storage::REVOCATION_CHANNEL)
+                .bind(revocation.to_payload())
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use record_revocation;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {

@@ -41,7 +41,11 @@ struct Server {
 
 impl Server {
     async fn start(db: &TestDatabase) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = tollgate(db)
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
@@ -66,7 +70,13 @@ impl Server {
     /// Stops the server as an operator would (SIGTERM) and checks it exits cleanly.
     fn stop(mut self) {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let status = self.child.wait().unwrap();
         assert!(status.success(), "tollgate exited with {status}");
     }
@@ -116,7 +126,10 @@ fn help_documents_the_options() {
     ] {
         assert!(help.contains(option), "--help lacks {option}");
     }
-    let user_help = Command::new(BIN).args(["user", "add", "--help"]).output().unwrap();
+    let user_help = Command::new(BIN)
+        .args(["user", "add", "--help"])
+        .output()
+        .unwrap();
     assert!(stdout(&user_help).contains("--role"));
 }
 
@@ -136,7 +149,11 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
             .output()
             .unwrap();
         assert!(!output.status.success(), "{args:?} started");
-        assert!(stderr(&output).contains(expected), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
     }
 }
 
@@ -153,12 +170,24 @@ async fn the_binary_serves_migrates_and_manages_users_from_the_cli() {
         json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD}),
     )
     .await;
-    assert_eq!((status, body["message"].as_str()), (200, Some("User registered successfully!")));
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (200, Some("User registered successfully!"))
+    );
 
     // An admin made from the command line, password from the environment.
     let mut add = tollgate(&db);
-    add.env("TOLLGATE_PASSWORD", PASSWORD)
-        .args(["user", "add", "root", "--email", "Root@Example.com", "--role", "admin", "--role", "user"]);
+    add.env("TOLLGATE_PASSWORD", PASSWORD).args([
+        "user",
+        "add",
+        "root",
+        "--email",
+        "Root@Example.com",
+        "--role",
+        "admin",
+        "--role",
+        "user",
+    ]);
     let output = run(add);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("created user root"));
@@ -170,41 +199,78 @@ async fn the_binary_serves_migrates_and_manages_users_from_the_cli() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = add.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
 
     // A weak password or a taken name is refused with a message.
     let mut weak = tollgate(&db);
-    weak.env("TOLLGATE_PASSWORD", "short")
-        .args(["user", "add", "carol", "--email", "c@example.com"]);
+    weak.env("TOLLGATE_PASSWORD", "short").args([
+        "user",
+        "add",
+        "carol",
+        "--email",
+        "c@example.com",
+    ]);
     let output = run(weak);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("Password"), "{}", stderr(&output));
     let mut taken = tollgate(&db);
-    taken.env("TOLLGATE_PASSWORD", PASSWORD)
-        .args(["user", "add", "ALICE", "--email", "x@example.com"]);
+    taken.env("TOLLGATE_PASSWORD", PASSWORD).args([
+        "user",
+        "add",
+        "ALICE",
+        "--email",
+        "x@example.com",
+    ]);
     let output = run(taken);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("Username is already in use"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Username is already in use"),
+        "{}",
+        stderr(&output)
+    );
 
-    let (status, body) = post(&base, "/api/auth/signin", json!({"username": "root", "password": PASSWORD})).await;
+    let (status, body) = post(
+        &base,
+        "/api/auth/signin",
+        json!({"username": "root", "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["roles"], json!(["ROLE_USER", "ROLE_ADMIN"]));
     let admin_token = body["accessToken"].as_str().unwrap().to_owned();
-    assert_eq!(get(&base, "/api/test/admin", &admin_token).await, (200, "Admin Content.".to_owned()));
+    assert_eq!(
+        get(&base, "/api/test/admin", &admin_token).await,
+        (200, "Admin Content.".to_owned())
+    );
 
     // Grant and revoke; the next sign-in carries the change.
     let mut grant = tollgate(&db);
     grant.args(["user", "grant", "bob", "moderator"]);
     let output = run(grant);
     assert!(output.status.success(), "{}", stderr(&output));
-    let (_, body) = post(&base, "/api/auth/signin", json!({"username": "bob", "password": PASSWORD})).await;
+    let (_, body) = post(
+        &base,
+        "/api/auth/signin",
+        json!({"username": "bob", "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(body["roles"], json!(["ROLE_USER", "ROLE_MODERATOR"]));
     let mut revoke = tollgate(&db);
     revoke.args(["user", "revoke", "bob", "moderator"]);
     assert!(run(revoke).status.success());
-    let (_, body) = post(&base, "/api/auth/signin", json!({"username": "bob", "password": PASSWORD})).await;
+    let (_, body) = post(
+        &base,
+        "/api/auth/signin",
+        json!({"username": "bob", "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(body["roles"], json!(["ROLE_USER"]));
     let mut grant_missing = tollgate(&db);
     grant_missing.args(["user", "grant", "nobody", "admin"]);
@@ -223,6 +289,9 @@ async fn the_binary_serves_migrates_and_manages_users_from_the_cli() {
     // A restart keeps users and the signing key: the old token still works.
     server.stop();
     let server = Server::start(&db).await;
-    assert_eq!(get(&server.base, "/api/test/admin", &admin_token).await.0, 200);
+    assert_eq!(
+        get(&server.base, "/api/test/admin", &admin_token).await.0,
+        200
+    );
     server.stop();
 }

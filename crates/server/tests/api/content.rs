@@ -10,15 +10,24 @@ async fn public_content_needs_no_token_and_is_plain_text() {
     let response = app.get("/api/test/all", None).await;
     response.assert(StatusCode::OK);
     assert_eq!(response.text(), "Public Content.");
-    assert!(response.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
 }
 
 #[tokio::test]
 async fn each_board_admits_exactly_its_role() {
     let app = TestApp::new().await;
     let user = app.user_with_roles("user1", &[Role::User]).await;
-    let moderator = app.user_with_roles("mod1", &[Role::User, Role::Moderator]).await;
-    let admin = app.user_with_roles("admin1", &[Role::User, Role::Admin]).await;
+    let moderator = app
+        .user_with_roles("mod1", &[Role::User, Role::Moderator])
+        .await;
+    let admin = app
+        .user_with_roles("admin1", &[Role::User, Role::Admin])
+        .await;
 
     let cases = [
         (&user, "/api/test/user", Ok("User Content.")),
@@ -38,7 +47,12 @@ async fn each_board_admits_exactly_its_role() {
             Ok(text) => {
                 response.assert(StatusCode::OK);
                 assert_eq!(response.text(), text);
-                assert!(response.header("content-type").unwrap().starts_with("text/plain"));
+                assert!(
+                    response
+                        .header("content-type")
+                        .unwrap()
+                        .starts_with("text/plain")
+                );
             }
             Err(message) => {
                 response.assert(StatusCode::FORBIDDEN);
@@ -59,16 +73,24 @@ async fn role_checks_need_no_database() {
     let admin = app.user_with_roles("admin1", &[Role::Admin]).await;
     app.state.storage.close().await;
     // With the pool closed, any query would fail with a 500; role checks still answer.
-    app.get("/api/test/admin", Some(&admin)).await.assert(StatusCode::OK);
-    app.get("/api/test/user", Some(&admin)).await.assert(StatusCode::OK);
-    app.get("/api/test/mod", Some(&admin)).await.assert(StatusCode::FORBIDDEN);
+    app.get("/api/test/admin", Some(&admin))
+        .await
+        .assert(StatusCode::OK);
+    app.get("/api/test/user", Some(&admin))
+        .await
+        .assert(StatusCode::OK);
+    app.get("/api/test/mod", Some(&admin))
+        .await
+        .assert(StatusCode::FORBIDDEN);
     app.get("/healthz", None).await.assert(StatusCode::OK);
 }
 
 #[tokio::test]
 async fn me_returns_the_profile() {
     let app = TestApp::new().await;
-    let token = app.user_with_roles("alice", &[Role::User, Role::Moderator]).await;
+    let token = app
+        .user_with_roles("alice", &[Role::User, Role::Moderator])
+        .await;
     let response = app.get("/api/user/me", Some(&token)).await;
     response.assert(StatusCode::OK);
     let body = response.json();
@@ -78,10 +100,13 @@ async fn me_returns_the_profile() {
     assert_eq!(body["roles"], json!(["ROLE_USER", "ROLE_MODERATOR"]));
     let created = body["createdAt"].as_str().unwrap();
     assert!(
-        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339).is_ok(),
+        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
         "{created}"
     );
-    app.get("/api/user/me", None).await.assert(StatusCode::UNAUTHORIZED);
+    app.get("/api/user/me", None)
+        .await
+        .assert(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -104,7 +129,10 @@ async fn cors_admits_the_configured_origin_only() {
             .uri("/api/test/user")
             .header(header::ORIGIN, origin)
             .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
-            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "x-access-token, content-type")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "x-access-token, content-type",
+            )
             .body(axum::body::Body::empty())
             .unwrap()
     };
@@ -114,7 +142,10 @@ async fn cors_admits_the_configured_origin_only() {
         allowed.header("access-control-allow-origin"),
         Some("http://localhost:8081")
     );
-    assert_eq!(allowed.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(
+        allowed.header("access-control-allow-credentials"),
+        Some("true")
+    );
     let allowed_headers = allowed.header("access-control-allow-headers").unwrap();
     for name in ["x-access-token", "authorization", "content-type"] {
         assert!(allowed_headers.contains(name), "{allowed_headers}");

@@ -19,22 +19,87 @@ async fn malformed_bodies_get_clear_json_errors() {
     let app = TestApp::new().await;
     let json = Some("application/json");
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
-        (post_raw("/api/auth/signup", json, "{\"username\":"), StatusCode::BAD_REQUEST, "not valid JSON"),
-        (post_raw("/api/auth/signup", json, ""), StatusCode::BAD_REQUEST, "not valid JSON"),
-        (post_raw("/api/auth/signup", json, "[1,2,3]"), StatusCode::BAD_REQUEST, "Invalid request body"),
-        (post_raw("/api/auth/signup", json, r#"{"username":5,"email":"a@b.co","password":"x"}"#), StatusCode::BAD_REQUEST, "Invalid request body"),
-        (post_raw("/api/auth/signup", json, r#"{"username":"alice","password":"12345678"}"#), StatusCode::BAD_REQUEST, "email"),
-        (post_raw("/api/auth/signup", json, r#"{"username":"alice","email":"a@b.co","password":"12345678","roles":"admin"}"#), StatusCode::BAD_REQUEST, "Invalid request body"),
-        (post_raw("/api/auth/signup", Some("text/plain"), "{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type: application/json"),
-        (post_raw("/api/auth/signup", None, "{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type: application/json"),
-        (post_raw("/api/auth/signin", json, &b"{\"username\":\"\xff\xfe\",\"password\":\"x\"}"[..]), StatusCode::BAD_REQUEST, ""),
-        (post_raw("/api/auth/signin", json, &[0xffu8, 0xfe, 0x00][..]), StatusCode::BAD_REQUEST, "not valid JSON"),
+        (
+            post_raw("/api/auth/signup", json, "{\"username\":"),
+            StatusCode::BAD_REQUEST,
+            "not valid JSON",
+        ),
+        (
+            post_raw("/api/auth/signup", json, ""),
+            StatusCode::BAD_REQUEST,
+            "not valid JSON",
+        ),
+        (
+            post_raw("/api/auth/signup", json, "[1,2,3]"),
+            StatusCode::BAD_REQUEST,
+            "Invalid request body",
+        ),
+        (
+            post_raw(
+                "/api/auth/signup",
+                json,
+                r#"{"username":5,"email":"a@b.co","password":"x"}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "Invalid request body",
+        ),
+        (
+            post_raw(
+                "/api/auth/signup",
+                json,
+                r#"{"username":"alice","password":"12345678"}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "email",
+        ),
+        (
+            post_raw(
+                "/api/auth/signup",
+                json,
+                r#"{"username":"alice","email":"a@b.co","password":"12345678","roles":"admin"}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "Invalid request body",
+        ),
+        (
+            post_raw("/api/auth/signup", Some("text/plain"), "{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type: application/json",
+        ),
+        (
+            post_raw("/api/auth/signup", None, "{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type: application/json",
+        ),
+        (
+            post_raw(
+                "/api/auth/signin",
+                json,
+                &b"{\"username\":\"\xff\xfe\",\"password\":\"x\"}"[..],
+            ),
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            post_raw("/api/auth/signin", json, &[0xffu8, 0xfe, 0x00][..]),
+            StatusCode::BAD_REQUEST,
+            "not valid JSON",
+        ),
     ];
     for (request, status, fragment) in cases {
         let response = app.send(request).await;
         response.assert(status);
-        assert!(response.header("content-type").unwrap().starts_with("application/json"));
-        assert!(response.message().contains(fragment), "{}", response.message());
+        assert!(
+            response
+                .header("content-type")
+                .unwrap()
+                .starts_with("application/json")
+        );
+        assert!(
+            response.message().contains(fragment),
+            "{}",
+            response.message()
+        );
     }
     assert!(app.state.storage.list_users().await.unwrap().is_empty());
 }
@@ -45,16 +110,24 @@ async fn oversized_bodies_are_refused_with_413() {
     let padding = "x".repeat(70 * 1024);
     let body = json!({"username": "alice", "email": "a@example.com", "password": PASSWORD, "pad": padding});
     let response = app
-        .send(post_raw("/api/auth/signup", Some("application/json"), body.to_string()))
+        .send(post_raw(
+            "/api/auth/signup",
+            Some("application/json"),
+            body.to_string(),
+        ))
         .await;
     response.assert(StatusCode::PAYLOAD_TOO_LARGE);
     assert!(response.message().contains("too large"));
     // Just under the limit is read (and then judged on its fields).
     let padding = "x".repeat(60 * 1024);
     let body = json!({"username": "alice", "email": "a@example.com", "password": PASSWORD, "pad": padding});
-    app.send(post_raw("/api/auth/signup", Some("application/json"), body.to_string()))
-        .await
-        .assert(StatusCode::OK);
+    app.send(post_raw(
+        "/api/auth/signup",
+        Some("application/json"),
+        body.to_string(),
+    ))
+    .await
+    .assert(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -73,7 +146,10 @@ async fn absurd_headers_are_refused_with_431() {
 async fn non_ascii_token_headers_are_unauthorized_not_errors() {
     let app = TestApp::new().await;
     let request = Request::get("/api/test/user")
-        .header("x-access-token", axum::http::HeaderValue::from_bytes(b"\xfftoken").unwrap())
+        .header(
+            "x-access-token",
+            axum::http::HeaderValue::from_bytes(b"\xfftoken").unwrap(),
+        )
         .body(Body::empty())
         .unwrap();
     let response = app.send(request).await;

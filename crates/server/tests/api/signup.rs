@@ -9,7 +9,10 @@ async fn signup_registers_a_user_with_the_user_role() {
     let app = TestApp::new().await;
     let response = app.signup("alice").await;
     response.assert(StatusCode::OK);
-    assert_eq!(response.json(), json!({"message": "User registered successfully!"}));
+    assert_eq!(
+        response.json(),
+        json!({"message": "User registered successfully!"})
+    );
 
     let signin = app.signin("alice", PASSWORD).await;
     signin.assert(StatusCode::OK);
@@ -76,7 +79,11 @@ async fn an_unknown_role_is_named_in_the_error() {
 #[tokio::test]
 async fn anonymous_callers_cannot_assign_themselves_roles() {
     let app = TestApp::new().await;
-    for roles in [json!(["admin"]), json!(["moderator"]), json!(["user", "admin"])] {
+    for roles in [
+        json!(["admin"]),
+        json!(["moderator"]),
+        json!(["user", "admin"]),
+    ] {
         let response = app
             .post(
                 "/api/auth/signup",
@@ -85,7 +92,11 @@ async fn anonymous_callers_cannot_assign_themselves_roles() {
             )
             .await;
         response.assert(StatusCode::FORBIDDEN);
-        assert!(response.message().contains("admin"), "{}", response.message());
+        assert!(
+            response.message().contains("admin"),
+            "{}",
+            response.message()
+        );
     }
     // Nothing was created by the refused attempts.
     assert!(app.state.storage.list_users().await.unwrap().is_empty());
@@ -129,7 +140,10 @@ async fn an_admin_token_may_assign_roles() {
         .await;
     response.assert(StatusCode::OK);
     let signin = app.signin("carol", PASSWORD).await;
-    assert_eq!(signin.json()["roles"], json!(["ROLE_USER", "ROLE_MODERATOR"]));
+    assert_eq!(
+        signin.json()["roles"],
+        json!(["ROLE_USER", "ROLE_MODERATOR"])
+    );
 }
 
 #[tokio::test]
@@ -167,13 +181,34 @@ async fn a_bad_token_on_signup_is_refused_not_ignored() {
 async fn invalid_fields_are_refused_with_a_message_naming_the_field() {
     let app = TestApp::new().await;
     let cases = [
-        (json!({"username": "ab", "email": "a@example.com", "password": PASSWORD}), "Username"),
-        (json!({"username": "has space", "email": "a@example.com", "password": PASSWORD}), "Username"),
-        (json!({"username": "x".repeat(21), "email": "a@example.com", "password": PASSWORD}), "Username"),
-        (json!({"username": "alice", "email": "not-an-email", "password": PASSWORD}), "Email"),
-        (json!({"username": "alice", "email": format!("{}@example.com", "a".repeat(250)), "password": PASSWORD}), "Email"),
-        (json!({"username": "alice", "email": "a@example.com", "password": "short"}), "Password"),
-        (json!({"username": "alice", "email": "a@example.com", "password": "p".repeat(129)}), "Password"),
+        (
+            json!({"username": "ab", "email": "a@example.com", "password": PASSWORD}),
+            "Username",
+        ),
+        (
+            json!({"username": "has space", "email": "a@example.com", "password": PASSWORD}),
+            "Username",
+        ),
+        (
+            json!({"username": "x".repeat(21), "email": "a@example.com", "password": PASSWORD}),
+            "Username",
+        ),
+        (
+            json!({"username": "alice", "email": "not-an-email", "password": PASSWORD}),
+            "Email",
+        ),
+        (
+            json!({"username": "alice", "email": format!("{}@example.com", "a".repeat(250)), "password": PASSWORD}),
+            "Email",
+        ),
+        (
+            json!({"username": "alice", "email": "a@example.com", "password": "short"}),
+            "Password",
+        ),
+        (
+            json!({"username": "alice", "email": "a@example.com", "password": "p".repeat(129)}),
+            "Password",
+        ),
     ];
     for (body, field) in cases {
         let response = app.post("/api/auth/signup", body.clone(), None).await;
@@ -203,8 +238,16 @@ async fn parallel_signups_for_one_name_create_exactly_one_complete_user() {
         });
     }
     let statuses = tasks.join_all().await;
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST));
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST)
+    );
     let users = app.state.storage.list_users().await.unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].roles, vec![Role::User]);

@@ -14,13 +14,17 @@ use tollgate::config::SigningSettings;
 use crate::support::{TestApp, jwt_part};
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn claims(user_id: i64, roles: &[&str], exp: i64) -> Value {
     json!({
         "sub": user_id.to_string(), "id": user_id, "roles": roles, "iat": now(), "exp": exp,
         "iss": "tollgate", "aud": "tollgate", "jti": "test-jti-0123456789",
+        "sid": "test-session", "ver": 0,
     })
 }
 
@@ -29,7 +33,12 @@ async fn sign_with_server_key(app: &TestApp, claims: &Value) -> String {
     let keys = app.state.storage.signing_keys("EdDSA").await.unwrap();
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(keys[0].kid.clone());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&keys[0].private_key)).unwrap()
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_ed_der(&keys[0].private_key),
+    )
+    .unwrap()
 }
 
 async fn expect_unauthorized(app: &TestApp, token: &str, message: &str) {
@@ -88,7 +97,13 @@ async fn garbage_and_tampered_tokens_are_unauthorized() {
     parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
     let tampered = parts.join(".");
 
-    for bad in ["garbage", "a.b.c", &tampered, &format!("{token}x"), &"x".repeat(5000)] {
+    for bad in [
+        "garbage",
+        "a.b.c",
+        &tampered,
+        &format!("{token}x"),
+        &"x".repeat(5000),
+    ] {
         expect_unauthorized(&app, bad, "Unauthorized!").await;
     }
     let tampered_admin = app.get("/api/test/admin", Some(&tampered)).await;
@@ -103,15 +118,21 @@ async fn an_expired_token_says_so() {
     expect_unauthorized(&app, &expired, "Unauthorized! Access Token was expired!").await;
     // The same claims, still valid, pass: the refusal was about time alone.
     let valid = sign_with_server_key(&app, &claims(1, &["user"], now() + 60)).await;
-    app.get("/api/test/user", Some(&valid)).await.assert(StatusCode::OK);
+    app.get("/api/test/user", Some(&valid))
+        .await
+        .assert(StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_cached_token_still_expires_on_time() {
     let app = TestApp::with_settings(|s| s.access_token_ttl = Duration::from_secs(1)).await;
     let token = app.user_with_roles("alice", &[Role::User]).await;
-    app.get("/api/test/user", Some(&token)).await.assert(StatusCode::OK);
-    app.get("/api/test/user", Some(&token)).await.assert(StatusCode::OK);
+    app.get("/api/test/user", Some(&token))
+        .await
+        .assert(StatusCode::OK);
+    app.get("/api/test/user", Some(&token))
+        .await
+        .assert(StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     expect_unauthorized(&app, &token, "Unauthorized! Access Token was expired!").await;
 }
@@ -154,7 +175,8 @@ async fn algorithm_confusion_and_foreign_keys_are_refused() {
     let admin_claims = claims(1, &["user", "admin"], now() + 600);
 
     // alg "none": header and payload, no signature.
-    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string());
+    let none_header =
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string());
     let payload = URL_SAFE_NO_PAD.encode(admin_claims.to_string());
     expect_unauthorized(&app, &format!("{none_header}.{payload}."), "Unauthorized!").await;
 
@@ -198,8 +220,14 @@ async fn the_signing_key_survives_restarts_and_is_shared_by_nodes() {
     assert!(keys[0].get("d").is_none(), "private key material published");
 
     let second = TestApp::on(first.db, |_| {}).await;
-    second.get("/api/test/user", Some(&token)).await.assert(StatusCode::OK);
-    assert_eq!(second.get("/.well-known/jwks.json", None).await.json(), jwks);
+    second
+        .get("/api/test/user", Some(&token))
+        .await
+        .assert(StatusCode::OK);
+    assert_eq!(
+        second.get("/.well-known/jwks.json", None).await.json(),
+        jwks
+    );
 }
 
 #[tokio::test]
@@ -211,7 +239,9 @@ async fn hs256_mode_signs_with_the_operator_secret_and_publishes_no_key() {
     .await;
     let token = app.user_with_roles("alice", &[Role::User]).await;
     assert_eq!(jwt_part(&token, 0)["alg"], "HS256");
-    app.get("/api/test/user", Some(&token)).await.assert(StatusCode::OK);
+    app.get("/api/test/user", Some(&token))
+        .await
+        .assert(StatusCode::OK);
     assert_eq!(
         app.get("/.well-known/jwks.json", None).await.json(),
         json!({"keys": []})

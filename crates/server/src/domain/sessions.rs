@@ -1,0 +1,204 @@
+//! Sessions: opening one at sign-in, refresh-token rotation with reuse detection, ending them.
+
+use crate::{
+    app::AppState,
+    clock::{self, unix_now},
+    error::{Error, RefreshFailure, Result},
+    storage::{AuditEvent, AuditKind, Revocation, SessionFilter, UserRecord},
+    tokens::{IssuedToken, RefreshToken, Subject, Tokens},
+};
+
+/// Where a request came from, as recorded on sessions and audit events.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A refresh token handed to the client, and how long its cookie should live.
+#[derive(Debug)]
+pub struct Grant {
+    pub session_id: String,
+    pub refresh_token: RefreshToken,
+    /// Seconds until the session expires if not refreshed.
+    pub max_age_secs: i64,
+}
+
+/// A new access token (and the rotated refresh token) for a session.
+#[derive(Debug)]
+pub struct Refreshed {
+    pub access: IssuedToken,
+    pub grant: Grant,
+}
+
+/// Opens a session for a user who just proved who they are.
+pub async fn open(
+    state: &AppState,
+    user: &UserRecord,
+    client: &Client,
+) -> Result<(IssuedToken, Grant)> {
+    let now = unix_now();
+    let settings = &state.settings;
+    let session_id = state.tokens.random_id::<16>()?;
+    let refresh_token = state.tokens.new_refresh_token()?;
+    let absolute_expires_at = clock::after(now, settings.refresh_absolute_ttl);
+    let idle_expires_at = clock::after(now, settings.refresh_idle_ttl).min(absolute_expires_at);
+    state
+        .storage
+        .insert_session(&crate::storage::NewSession {
+            id: &session_id,
+            user_id: user.id,
+            now,
+            idle_expires_at,
+            absolute_expires_at,
+            user_agent: client.user_agent.as_deref(),
+            ip: client.ip.as_deref(),
+            token_hash: &Tokens::refresh_hash(&refresh_token),
+        })
+        .await?;
+    let access = issue_access(state, user, &session_id)?;
+    Ok((
+        access,
+        Grant {
+            session_id,
+            refresh_token,
+            max_age_secs: idle_expires_at - now,
+        },
+    ))
+}
+
+fn issue_access(state: &AppState, user: &UserRecord, session_id: &str) -> Result<IssuedToken> {
+    Ok(state.tokens.issue(Subject {
+        user_id: user.id,
+        roles: &user.roles,
+        session_id,
+        version: user.token_version,
+    })?)
+}
+
+/// Exchanges a refresh token for a new access token and the token's successor.
+///
+/// Each token works once. Presenting one that was already rotated means it was copied: the
+/// whole session is ended and the event audited. The one exception is the token rotated
+/// most recently, within the grace window: parallel refreshes (two tabs) all succeed and
+/// all receive the same successor, so the session survives whichever response lands last.
+pub async fn refresh(state: &AppState, presented: &str, client: &Client) -> Result<Refreshed> {
+    let unknown = Error::Refresh(RefreshFailure::Unknown);
+    let now = unix_now();
+    let token = RefreshToken::parse(presented).ok_or(Error::Refresh(RefreshFailure::Unknown))?;
+    let hash = Tokens::refresh_hash(&token);
+    let found = state
+        .storage
+        .find_refresh_token(&hash)
+        .await?
+        .ok_or(Error::Refresh(RefreshFailure::Unknown))?;
+    if found.revoked {
+        return Err(unknown);
+    }
+    if found.absolute_expires_at <= now || found.idle_expires_at <= now {
+        return Err(Error::Refresh(RefreshFailure::Expired));
+    }
+    let user = match state.storage.user_by_id(found.user_id).await? {
+        Some(user) if !user.disabled => user,
+        _ => return Err(unknown),
+    };
+
+    let successor = state.tokens.successor(&token);
+    let successor_hash = Tokens::refresh_hash(&successor);
+    let idle_expires_at =
+        clock::after(now, state.settings.refresh_idle_ttl).min(found.absolute_expires_at);
+    let won = found.rotated_at.is_none()
+        && state
+            .storage
+            .rotate_refresh_token(
+                &found.session_id,
+                &hash,
+                &successor_hash,
+                now,
+                idle_expires_at,
+                client.user_agent.as_deref(),
+                client.ip.as_deref(),
+            )
+            .await?;
+    if !won {
+        // Rotated before: by a parallel request a moment ago (fine), or long ago (reuse).
+        let rotated_at = state
+            .storage
+            .refresh_token_rotated_at(&hash)
+            .await?
+            .flatten();
+        let successor_is_current = state
+            .storage
+            .refresh_token_rotated_at(&successor_hash)
+            .await?
+            == Some(None);
+        let grace = i64::try_from(state.settings.refresh_grace.as_secs()).unwrap_or(0);
+        let within_grace = rotated_at.is_some_and(|at| now - at <= grace);
+        if !(within_grace && successor_is_current) {
+            end_sessions(
+                state,
+                SessionFilter::One {
+                    id: &found.session_id,
+                    user_id: found.user_id,
+                },
+                "refresh token reuse",
+            )
+            .await?;
+            state
+                .audit(AuditEvent {
+                    session_id: Some(found.session_id.clone()),
+                    ip: client.ip.clone(),
+                    ..AuditEvent::new(AuditKind::RefreshReuseDetected, Some(found.user_id))
+                })
+                .await;
+            tracing::warn!(user_id = found.user_id, session = %found.session_id, "refresh token reuse: session ended");
+            return Err(unknown);
+        }
+    }
+    let access = issue_access(state, &user, &found.session_id)?;
+    Ok(Refreshed {
+        access,
+        grant: Grant {
+            session_id: found.session_id,
+            refresh_token: successor,
+            max_age_secs: idle_expires_at - now,
+        },
+    })
+}
+
+/// The session a refresh token belongs to, if it is one of ours: (session id, user id).
+pub async fn session_of(state: &AppState, presented: &str) -> Result<Option<(String, i64)>> {
+    let Some(token) = RefreshToken::parse(presented) else {
+        return Ok(None);
+    };
+    Ok(state
+        .storage
+        .find_refresh_token(&Tokens::refresh_hash(&token))
+        .await?
+        .filter(|found| !found.revoked)
+        .map(|found| (found.session_id, found.user_id)))
+}
+
+/// Ends sessions and makes their access tokens stop working at once, here and on every node.
+pub async fn end_sessions(
+    state: &AppState,
+    filter: SessionFilter<'_>,
+    reason: &str,
+) -> Result<Vec<String>> {
+    let now = unix_now();
+    let ended = state
+        .storage
+        .revoke_sessions(
+            filter,
+            reason,
+            now,
+            clock::after(now, state.tokens.access_token_ttl()),
+        )
+        .await?;
+    for id in &ended {
+        state
+            .revocations
+            .apply(&Revocation::Session { id: id.clone() });
+    }
+    Ok(ended)
+}

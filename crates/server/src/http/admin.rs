@@ -1,0 +1,230 @@
+//! The admin API. Every handler takes `RequireRole<Admin>`.
+
+use api::{
+    Role,
+    wire::{AdminUser, AuditEntry, AuditPage, MessageBody, SetRolesRequest, UserList},
+};
+use axum::extract::State;
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+
+use super::extract::{Admin, ClientInfo, Json, Path, Query, RequireRole};
+use crate::{
+    app::AppState,
+    clock::rfc3339,
+    domain::admin::{change_user, end_user_sessions},
+    error::{Error, Result},
+    storage::{AdminChange, AuditKind, UserRecord},
+};
+
+const DEFAULT_PER_PAGE: u32 = 20;
+const MAX_PER_PAGE: u32 = 100;
+
+/// `page` (from 1) and `per_page` (1 to 100).
+#[derive(Debug, Deserialize)]
+pub struct Paging {
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+
+impl Paging {
+    /// (page, per_page, offset), or a 400 naming the bad parameter.
+    fn resolve(&self) -> Result<(u32, u32, i64)> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
+        if page == 0 {
+            return Err(bad_query("page starts at 1"));
+        }
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            return Err(bad_query("per_page must be between 1 and 100"));
+        }
+        Ok((page, per_page, i64::from(page - 1) * i64::from(per_page)))
+    }
+}
+
+fn bad_query(message: &str) -> Error {
+    Error::BadBody {
+        status: axum::http::StatusCode::BAD_REQUEST,
+        message: format!("Invalid query string: {message}"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    user: Option<i64>,
+    kind: Option<String>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+fn admin_user(user: UserRecord) -> AdminUser {
+    AdminUser {
+        id: user.id,
+        username: user.username,
+        email: user.email,
+        roles: user
+            .roles
+            .iter()
+            .map(|r| r.authority().to_owned())
+            .collect(),
+        disabled: user.disabled,
+        created_at: user.created_at.format(&Rfc3339).unwrap_or_default(),
+    }
+}
+
+fn done(message: &str) -> axum::Json<MessageBody> {
+    axum::Json(MessageBody {
+        message: message.to_owned(),
+    })
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    _: RequireRole<Admin>,
+    Query(query): Query<UserQuery>,
+) -> Result<axum::Json<UserList>> {
+    let (page, per_page, offset) = query.paging.resolve()?;
+    if query.q.chars().count() > 254 {
+        return Err(bad_query("q is too long"));
+    }
+    let found = state
+        .storage
+        .search_users(query.q.trim(), i64::from(per_page), offset)
+        .await?;
+    Ok(axum::Json(UserList {
+        users: found.users.into_iter().map(admin_user).collect(),
+        page,
+        per_page,
+        total: found.total,
+    }))
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    _: RequireRole<Admin>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<AdminUser>> {
+    let user = state
+        .storage
+        .user_by_id(id)
+        .await?
+        .ok_or(Error::NotFound("User not found."))?;
+    Ok(axum::Json(admin_user(user)))
+}
+
+/// `PUT /api/admin/users/{id}/roles`: replaces the user's roles.
+pub async fn set_roles(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<Admin>,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+    Json(body): Json<SetRolesRequest>,
+) -> Result<axum::Json<AdminUser>> {
+    let mut roles = body
+        .roles
+        .iter()
+        .map(|name| Role::parse(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    roles.sort();
+    roles.dedup();
+    if roles.is_empty() {
+        return Err(Error::BadBody {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            message: "roles must name at least one role.".to_owned(),
+        });
+    }
+    change_user(
+        &state,
+        &admin,
+        id,
+        AdminChange::SetRoles(roles),
+        &client.client(),
+    )
+    .await?;
+    get_user(State(state), RequireRole::trusted(admin), Path(id)).await
+}
+
+pub async fn disable(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<Admin>,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<MessageBody>> {
+    change_user(&state, &admin, id, AdminChange::Disable, &client.client()).await?;
+    Ok(done("User disabled."))
+}
+
+pub async fn enable(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<Admin>,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<MessageBody>> {
+    change_user(&state, &admin, id, AdminChange::Enable, &client.client()).await?;
+    Ok(done("User enabled."))
+}
+
+pub async fn delete_user(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<Admin>,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<MessageBody>> {
+    change_user(&state, &admin, id, AdminChange::Delete, &client.client()).await?;
+    Ok(done("User deleted."))
+}
+
+pub async fn end_sessions(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<Admin>,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<MessageBody>> {
+    if state.storage.user_by_id(id).await?.is_none() {
+        return Err(Error::NotFound("User not found."));
+    }
+    let ended = end_user_sessions(&state, &admin, id, &client.client()).await?;
+    Ok(done(&format!("{ended} session(s) ended.")))
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    _: RequireRole<Admin>,
+    Query(query): Query<AuditQuery>,
+) -> Result<axum::Json<AuditPage>> {
+    let (page, per_page, offset) = query.paging.resolve()?;
+    let kind = match query.kind.as_deref().filter(|k| !k.is_empty()) {
+        Some(raw) => Some(AuditKind::parse(raw).ok_or_else(|| bad_query("unknown kind"))?),
+        None => None,
+    };
+    let (events, total) = state
+        .storage
+        .audit_events(query.user, kind, i64::from(per_page), offset)
+        .await?;
+    Ok(axum::Json(AuditPage {
+        events: events
+            .into_iter()
+            .map(|e| AuditEntry {
+                id: e.id,
+                at: rfc3339(e.at),
+                kind: e.kind,
+                user_id: e.user_id,
+                actor_id: e.actor_id,
+                session_id: e.session_id,
+                ip: e.ip,
+                detail: e.detail,
+            })
+            .collect(),
+        page,
+        per_page,
+        total,
+    }))
+}

@@ -1,0 +1,46 @@
+//! The refresh-token cookie: HttpOnly, SameSite=Strict, limited to the auth routes, Secure on HTTPS.
+
+use api::wire::{REFRESH_COOKIE, paths::REFRESH_COOKIE_PATH};
+use axum::http::{HeaderMap, HeaderValue, header};
+use cookie::{Cookie, SameSite};
+
+use crate::domain::sessions::Grant;
+
+/// The `Set-Cookie` value that hands the client its refresh token.
+pub fn set_refresh(grant: &Grant, secure: bool) -> HeaderValue {
+    let cookie = Cookie::build((REFRESH_COOKIE, grant.refresh_token.expose().to_owned()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path(REFRESH_COOKIE_PATH)
+        .secure(secure)
+        .max_age(cookie::time::Duration::seconds(grant.max_age_secs.max(0)));
+    header_value(&cookie.build())
+}
+
+/// The `Set-Cookie` value that removes the refresh token.
+pub fn clear_refresh(secure: bool) -> HeaderValue {
+    let cookie = Cookie::build((REFRESH_COOKIE, ""))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path(REFRESH_COOKIE_PATH)
+        .secure(secure)
+        .max_age(cookie::time::Duration::ZERO);
+    header_value(&cookie.build())
+}
+
+fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
+    // Our cookie values are base64url: always a valid header value.
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The refresh token from the request's cookies, if any.
+pub fn refresh_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == REFRESH_COOKIE && !c.value().is_empty())
+        .map(|c| c.value().to_owned())
+}

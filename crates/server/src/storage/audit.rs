@@ -1,0 +1,174 @@
+//! The audit log.
+
+use super::{Storage, on_pool};
+use crate::error::Result;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    Signup,
+    SigninOk,
+    SigninFailed,
+    RefreshReuseDetected,
+    Logout,
+    SessionRevoked,
+    PasswordChanged,
+    RolesChanged,
+    UserDisabled,
+    UserEnabled,
+    UserDeleted,
+}
+
+impl AuditKind {
+    pub const ALL: [AuditKind; 11] = [
+        AuditKind::Signup,
+        AuditKind::SigninOk,
+        AuditKind::SigninFailed,
+        AuditKind::RefreshReuseDetected,
+        AuditKind::Logout,
+        AuditKind::SessionRevoked,
+        AuditKind::PasswordChanged,
+        AuditKind::RolesChanged,
+        AuditKind::UserDisabled,
+        AuditKind::UserEnabled,
+        AuditKind::UserDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Signup => "signup",
+            AuditKind::SigninOk => "signin_ok",
+            AuditKind::SigninFailed => "signin_failed",
+            AuditKind::RefreshReuseDetected => "refresh_reuse_detected",
+            AuditKind::Logout => "logout",
+            AuditKind::SessionRevoked => "session_revoked",
+            AuditKind::PasswordChanged => "password_changed",
+            AuditKind::RolesChanged => "roles_changed",
+            AuditKind::UserDisabled => "user_disabled",
+            AuditKind::UserEnabled => "user_enabled",
+            AuditKind::UserDeleted => "user_deleted",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub kind: AuditKind,
+    /// Whom it is about.
+    pub user_id: Option<i64>,
+    /// Who did it, when not the user themself (an admin).
+    pub actor_id: Option<i64>,
+    pub session_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    pub fn new(kind: AuditKind, user_id: Option<i64>) -> Self {
+        Self {
+            kind,
+            user_id,
+            actor_id: None,
+            session_id: None,
+            ip: None,
+            detail: None,
+        }
+    }
+}
+
+/// An event as stored.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    pub user_id: Option<i64>,
+    pub actor_id: Option<i64>,
+    pub session_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+type AuditRow = (
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl Storage {
+    pub async fn record_audit(&self, event: &AuditEvent, now: i64) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO audit_events (at, kind, user_id, actor_id, session_id, ip, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(now)
+            .bind(event.kind.as_str())
+            .bind(event.user_id)
+            .bind(event.actor_id)
+            .bind(event.session_id.as_deref())
+            .bind(event.ip.as_deref())
+            .bind(event.detail.as_deref())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Events about `user` and/or of `kind`, newest first, with the total count.
+    pub async fn audit_events(
+        &self,
+        user: Option<i64>,
+        kind: Option<AuditKind>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AuditRecord>, i64)> {
+        let filter = "WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR kind = $2)";
+        let kind = kind.map(AuditKind::as_str);
+        let (rows, total): (Vec<AuditRow>, (i64,)) = on_pool!(self, |pool| {
+            let rows = sqlx::query_as(&format!(
+                "SELECT id, at, kind, user_id, actor_id, session_id, ip, detail FROM audit_events \
+                 {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
+            ))
+            .bind(user)
+            .bind(kind)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let total = sqlx::query_as(&format!("SELECT COUNT(*) FROM audit_events {filter}"))
+                .bind(user)
+                .bind(kind)
+                .fetch_one(pool)
+                .await?;
+            (rows, total)
+        });
+        let records = rows
+            .into_iter()
+            .map(
+                |(id, at, kind, user_id, actor_id, session_id, ip, detail)| AuditRecord {
+                    id,
+                    at,
+                    kind,
+                    user_id,
+                    actor_id,
+                    session_id,
+                    ip,
+                    detail,
+                },
+            )
+            .collect();
+        Ok((records, total.0))
+    }
+}

@@ -1,0 +1,300 @@
+//! Sessions (refresh-token families) and their refresh tokens, stored as SHA-256 hashes only.
+
+use super::{Revocation, Storage, on_pool, record_revocation};
+use crate::error::Result;
+
+/// A session being opened at sign-in, with its first refresh token.
+#[derive(Debug)]
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: i64,
+    pub now: i64,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub token_hash: &'a [u8],
+}
+
+/// A refresh token found by its hash, with its session.
+#[derive(Debug, Clone)]
+pub struct TokenLookup {
+    pub session_id: String,
+    pub user_id: i64,
+    pub rotated_at: Option<i64>,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+    pub revoked: bool,
+}
+
+/// A session as listed to its owner.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: i64,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Which sessions to end.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionFilter<'a> {
+    /// One session, only if it belongs to `user_id`.
+    One { id: &'a str, user_id: i64 },
+    /// Every session of the user.
+    AllOf { user_id: i64 },
+    /// Every session of the user but `keep`.
+    AllOfExcept { user_id: i64, keep: &'a str },
+}
+
+type LookupRow = (String, i64, Option<i64>, i64, i64, Option<i64>);
+type SessionRow = (
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+impl Storage {
+    /// Opens a session with its first refresh token, in one transaction.
+    pub async fn insert_session(&self, session: &NewSession<'_>) -> Result<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, \
+                 absolute_expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
+            )
+            .bind(session.id)
+            .bind(session.user_id)
+            .bind(session.now)
+            .bind(session.idle_expires_at)
+            .bind(session.absolute_expires_at)
+            .bind(session.user_agent)
+            .bind(session.ip)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(session.token_hash)
+            .bind(session.id)
+            .bind(session.now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?
+        });
+        Ok(())
+    }
+
+    pub async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<TokenLookup>> {
+        let row: Option<LookupRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT t.session_id, s.user_id, t.rotated_at, s.idle_expires_at, \
+                 s.absolute_expires_at, s.revoked_at FROM refresh_tokens t \
+                 JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(
+            |(
+                session_id,
+                user_id,
+                rotated_at,
+                idle_expires_at,
+                absolute_expires_at,
+                revoked_at,
+            )| {
+                TokenLookup {
+                    session_id,
+                    user_id,
+                    rotated_at,
+                    idle_expires_at,
+                    absolute_expires_at,
+                    revoked: revoked_at.is_some(),
+                }
+            },
+        ))
+    }
+
+    /// When the token with this hash was rotated: `None` if unknown, `Some(None)` if still current.
+    pub async fn refresh_token_rotated_at(&self, hash: &[u8]) -> Result<Option<Option<i64>>> {
+        let row: Option<(Option<i64>,)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT rotated_at FROM refresh_tokens WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(rotated_at,)| rotated_at))
+    }
+
+    /// Rotates `old_hash` to `new_hash` if, and only if, `old_hash` is still current: the
+    /// compare-and-set that makes one of several parallel refreshes the winner. Returns whether
+    /// this call won. The session's idle expiry moves forward.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn rotate_refresh_token(
+        &self,
+        session_id: &str,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now: i64,
+        idle_expires_at: i64,
+        user_agent: Option<&str>,
+        ip: Option<&str>,
+    ) -> Result<bool> {
+        let won = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // The first statement writes, so SQLite takes its write lock before reading anything.
+            let claimed = sqlx::query(
+                "UPDATE refresh_tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL",
+            )
+            .bind(now)
+            .bind(old_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 1 {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(new_hash)
+                .bind(session_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE sessions SET last_used_at = $1, idle_expires_at = $2, \
+                     user_agent = COALESCE($3, user_agent), ip = COALESCE($4, ip) WHERE id = $5",
+                )
+                .bind(now)
+                .bind(idle_expires_at)
+                .bind(user_agent)
+                .bind(ip)
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                true
+            } else {
+                tx.rollback().await?;
+                false
+            }
+        });
+        Ok(won)
+    }
+
+    /// Ends the sessions chosen by `filter` and records a revocation for each, so their access
+    /// tokens stop working everywhere. Returns the ids of the sessions ended.
+    pub async fn revoke_sessions(
+        &self,
+        filter: SessionFilter<'_>,
+        reason: &str,
+        now: i64,
+        revocation_expires_at: i64,
+    ) -> Result<Vec<String>> {
+        let (condition, user_id, other) = match filter {
+            SessionFilter::One { id, user_id } => ("id = $4", user_id, id),
+            SessionFilter::AllOf { user_id } => ("$4 = $4", user_id, ""),
+            SessionFilter::AllOfExcept { user_id, keep } => ("id <> $4", user_id, keep),
+        };
+        let sql = format!(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE user_id = $3 AND revoked_at IS NULL AND {condition} RETURNING id"
+        );
+        let ended: Vec<String> = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let ids: Vec<(String,)> = sqlx::query_as(&sql)
+                .bind(now)
+                .bind(reason)
+                .bind(user_id)
+                .bind(other)
+                .fetch_all(&mut *tx)
+                .await?;
+            for (id,) in &ids {
+                record_revocation!(
+                    self,
+                    tx,
+                    &Revocation::Session { id: id.clone() },
+                    revocation_expires_at
+                );
+            }
+            tx.commit().await?;
+            ids.into_iter().map(|(id,)| id).collect()
+        });
+        Ok(ended)
+    }
+
+    /// The user's sessions that are neither ended nor expired, most recently used first.
+    pub async fn active_sessions(&self, user_id: i64, now: i64) -> Result<Vec<SessionRecord>> {
+        self.sessions_where("s.user_id = $1", user_id, now).await
+    }
+
+    pub async fn session(&self, id: &str, now: i64) -> Result<Option<SessionRecord>> {
+        let rows: Vec<SessionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT s.id, s.user_id, s.created_at, s.last_used_at, s.idle_expires_at, \
+                 s.absolute_expires_at, s.user_agent, s.ip FROM sessions s WHERE s.id = $1 \
+                 AND s.revoked_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2",
+            )
+            .bind(id)
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(session_record).next())
+    }
+
+    async fn sessions_where(
+        &self,
+        condition: &str,
+        user_id: i64,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>> {
+        let sql = format!(
+            "SELECT s.id, s.user_id, s.created_at, s.last_used_at, s.idle_expires_at, \
+             s.absolute_expires_at, s.user_agent, s.ip FROM sessions s WHERE {condition} \
+             AND s.revoked_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 \
+             ORDER BY s.last_used_at DESC, s.created_at DESC"
+        );
+        let rows: Vec<SessionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(user_id)
+                .bind(now)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(session_record).collect())
+    }
+}
+
+fn session_record(row: SessionRow) -> SessionRecord {
+    let (
+        id,
+        user_id,
+        created_at,
+        last_used_at,
+        idle_expires_at,
+        absolute_expires_at,
+        user_agent,
+        ip,
+    ) = row;
+    SessionRecord {
+        id,
+        user_id,
+        created_at,
+        last_used_at,
+        idle_expires_at,
+        absolute_expires_at,
+        user_agent,
+        ip,
+    }
+}
