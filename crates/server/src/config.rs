@@ -333,6 +333,9 @@ fn parse_grace(raw: &str) -> Result<Duration, String> {
     if grace > Duration::from_secs(300) {
         return Err("must be at most 5 minutes".into());
     }
+    if grace.subsec_nanos() != 0 {
+        return Err("must be whole seconds, e.g. `10s`".into());
+    }
     Ok(grace)
 }
 
@@ -418,6 +421,7 @@ mod tests {
         assert!(args(&["user", "grant", "bob", "root"]).is_err());
         assert!(args(&["--trusted-proxy", "10.0.0.0/33"]).is_err());
         assert!(args(&["--refresh-grace", "1h"]).is_err());
+        assert!(args(&["--refresh-grace", "500ms"]).is_err());
         let cli = args(&["--refresh-idle-ttl", "40d"]).unwrap();
         assert!(cli.server.settings().is_err());
         let cli = args(&["--trusted-proxy", "10.0.0.0/8,127.0.0.1"]).unwrap();

@@ -43,7 +43,7 @@ impl IpLimits {
         let Some(limiter) = limiter else {
             return Ok(());
         };
-        limiter.check_key(&ip).map_err(|not_until| {
+        limiter.check_key(&bucket_key(ip)).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             Error::RateLimited {
                 retry_after_secs: wait.as_secs() + 1,
@@ -60,5 +60,50 @@ impl IpLimits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+    }
+}
+
+/// The key a client is limited under: its IPv4 address, or its IPv6 /64 (one subscriber's
+/// network: an attacker holding a /64 must not get 2^64 allowances).
+fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, ..] = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(bucket_key(a), bucket_key(b));
+        assert_ne!(bucket_key(a), bucket_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(bucket_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn over_the_limit_is_429_with_retry_after() {
+        let limits = IpLimits::new(&RateLimits {
+            signin: NonZeroU32::new(2),
+            signup: None,
+            refresh: None,
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(limits.check(Limit::Signin, ip).is_ok());
+        assert!(limits.check(Limit::Signin, ip).is_ok());
+        assert!(matches!(
+            limits.check(Limit::Signin, ip),
+            Err(Error::RateLimited { retry_after_secs }) if retry_after_secs >= 1
+        ));
+        assert!(limits.check(Limit::Signup, ip).is_ok());
     }
 }

@@ -6,7 +6,13 @@
 //! [`QUEUE_PER_WORKER`] per worker wait; beyond that callers get [`Error::Overloaded`] at
 //! once, so a sign-in flood can neither starve other requests nor exhaust memory.
 
-use std::{num::NonZeroUsize, sync::Arc};
+use std::{
+    num::NonZeroUsize,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use anyhow::Context;
 use api::Password;
@@ -31,10 +37,12 @@ pub struct Passwords {
 }
 
 struct Inner {
-    running: Semaphore,
-    admitted: Semaphore,
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
     /// Verified against when the user does not exist, so a miss costs the same as a wrong password.
     dummy_hash: String,
+    /// Hash computations run so far (hashing and verifying alike).
+    runs: AtomicU64,
 }
 
 /// The outcome of a password check.
@@ -57,11 +65,17 @@ impl Passwords {
         let dummy_hash = hash_now("tollgate dummy password for absent users")?;
         Ok(Self {
             inner: Arc::new(Inner {
-                running: Semaphore::new(concurrency.get()),
-                admitted: Semaphore::new(concurrency.get() * (QUEUE_PER_WORKER + 1)),
+                running: Arc::new(Semaphore::new(concurrency.get())),
+                admitted: Arc::new(Semaphore::new(concurrency.get() * (QUEUE_PER_WORKER + 1))),
                 dummy_hash,
+                runs: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// How many hash computations have run: for metrics, and to prove refused requests cost none.
+    pub fn runs(&self) -> u64 {
+        self.inner.runs.load(Ordering::Relaxed)
     }
 
     /// Hashes a new password.
@@ -97,22 +111,22 @@ impl Passwords {
         &self,
         job: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _admitted = self
-            .inner
-            .admitted
-            .try_acquire()
+        let admitted = Arc::clone(&self.inner.admitted)
+            .try_acquire_owned()
             .map_err(|_| Error::Overloaded)?;
-        let permit = self
-            .inner
-            .running
-            .acquire()
+        let running = Arc::clone(&self.inner.running)
+            .acquire_owned()
             .await
             .map_err(|_| Error::Overloaded)?;
-        let result = tokio::task::spawn_blocking(job)
-            .await
-            .context("password hashing task failed")?;
-        drop(permit);
-        result
+        self.inner.runs.fetch_add(1, Ordering::Relaxed);
+        // The permits move into the job: if the request is dropped meanwhile, the hash still
+        // counts against the limits until it really finishes.
+        tokio::task::spawn_blocking(move || {
+            let _permits = (admitted, running);
+            job()
+        })
+        .await
+        .context("password hashing task failed")?
     }
 }
 

@@ -108,7 +108,7 @@ pub async fn refresh(state: &AppState, presented: &str, client: &Client) -> Resu
     let idle_expires_at =
         clock::after(now, state.settings.refresh_idle_ttl).min(found.absolute_expires_at);
     let won = found.rotated_at.is_none()
-        && state
+        && match state
             .storage
             .rotate_refresh_token(
                 &found.session_id,
@@ -119,7 +119,18 @@ pub async fn refresh(state: &AppState, presented: &str, client: &Client) -> Resu
                 client.user_agent.as_deref(),
                 client.ip.as_deref(),
             )
-            .await?;
+            .await
+        {
+            Ok(won) => won,
+            // The session (or its user) was deleted under our feet.
+            Err(Error::Database(e))
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_foreign_key_violation()) =>
+            {
+                return Err(unknown);
+            }
+            Err(e) => return Err(e),
+        };
     if !won {
         // Rotated before: by a parallel request a moment ago (fine), or long ago (reuse).
         let rotated_at = state
@@ -133,7 +144,7 @@ pub async fn refresh(state: &AppState, presented: &str, client: &Client) -> Resu
             .await?
             == Some(None);
         let grace = i64::try_from(state.settings.refresh_grace.as_secs()).unwrap_or(0);
-        let within_grace = rotated_at.is_some_and(|at| now - at <= grace);
+        let within_grace = grace > 0 && rotated_at.is_some_and(|at| now - at <= grace);
         if !(within_grace && successor_is_current) {
             end_sessions(
                 state,

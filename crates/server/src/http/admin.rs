@@ -20,26 +20,19 @@ use crate::{
 const DEFAULT_PER_PAGE: u32 = 20;
 const MAX_PER_PAGE: u32 = 100;
 
-/// `page` (from 1) and `per_page` (1 to 100).
-#[derive(Debug, Deserialize)]
-pub struct Paging {
-    page: Option<u32>,
-    per_page: Option<u32>,
-}
-
-impl Paging {
-    /// (page, per_page, offset), or a 400 naming the bad parameter.
-    fn resolve(&self) -> Result<(u32, u32, i64)> {
-        let page = self.page.unwrap_or(1);
-        let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
-        if page == 0 {
-            return Err(bad_query("page starts at 1"));
-        }
-        if !(1..=MAX_PER_PAGE).contains(&per_page) {
-            return Err(bad_query("per_page must be between 1 and 100"));
-        }
-        Ok((page, per_page, i64::from(page - 1) * i64::from(per_page)))
+/// `page` (from 1) and `per_page` (1 to 100): (page, per_page, offset), or a 400 naming the
+/// bad parameter. (The query structs list both fields themselves: `serde(flatten)` would read
+/// numbers in a query string as strings.)
+fn paging(page: Option<u32>, per_page: Option<u32>) -> Result<(u32, u32, i64)> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(DEFAULT_PER_PAGE);
+    if page == 0 {
+        return Err(bad_query("page starts at 1"));
     }
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(bad_query("per_page must be between 1 and 100"));
+    }
+    Ok((page, per_page, i64::from(page - 1) * i64::from(per_page)))
 }
 
 fn bad_query(message: &str) -> Error {
@@ -53,16 +46,16 @@ fn bad_query(message: &str) -> Error {
 pub struct UserQuery {
     #[serde(default)]
     q: String,
-    #[serde(flatten)]
-    paging: Paging,
+    page: Option<u32>,
+    per_page: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
     user: Option<i64>,
     kind: Option<String>,
-    #[serde(flatten)]
-    paging: Paging,
+    page: Option<u32>,
+    per_page: Option<u32>,
 }
 
 fn admin_user(user: UserRecord) -> AdminUser {
@@ -91,9 +84,12 @@ pub async fn list_users(
     _: RequireRole<Admin>,
     Query(query): Query<UserQuery>,
 ) -> Result<axum::Json<UserList>> {
-    let (page, per_page, offset) = query.paging.resolve()?;
+    let (page, per_page, offset) = paging(query.page, query.per_page)?;
     if query.q.chars().count() > 254 {
         return Err(bad_query("q is too long"));
+    }
+    if query.q.chars().any(char::is_control) {
+        return Err(bad_query("q must not contain control characters"));
     }
     let found = state
         .storage
@@ -200,7 +196,7 @@ pub async fn audit(
     _: RequireRole<Admin>,
     Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<AuditPage>> {
-    let (page, per_page, offset) = query.paging.resolve()?;
+    let (page, per_page, offset) = paging(query.page, query.per_page)?;
     let kind = match query.kind.as_deref().filter(|k| !k.is_empty()) {
         Some(raw) => Some(AuditKind::parse(raw).ok_or_else(|| bad_query("unknown kind"))?),
         None => None,

@@ -114,7 +114,9 @@ impl FromRequestParts<AppState> for ClientInfo {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |info| info.0.ip());
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |info| {
+                info.0.ip().to_canonical()
+            });
         let trusted = |ip: &IpAddr| {
             state
                 .settings
@@ -134,7 +136,7 @@ impl FromRequestParts<AppState> for ClientInfo {
                 .map(str::trim)
                 .collect::<Vec<_>>();
             for hop in hops.into_iter().rev() {
-                match hop.parse::<IpAddr>() {
+                match hop.parse::<IpAddr>().map(|a| a.to_canonical()) {
                     Ok(address) => {
                         ip = address;
                         if !trusted(&address) {

@@ -43,6 +43,13 @@ pub async fn end_one(
     client: ClientInfo,
     Path(id): Path<String>,
 ) -> Result<Json<MessageBody>> {
+    let well_formed = id.len() == 22
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !well_formed {
+        return Err(Error::NotFound("Session not found."));
+    }
     let ended = end_sessions(
         &state,
         SessionFilter::One {

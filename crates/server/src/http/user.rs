@@ -12,6 +12,7 @@ use crate::{
     app::AppState,
     domain::accounts,
     error::{Error, Result},
+    limits::Limit,
 };
 
 pub async fn me(
@@ -46,6 +47,7 @@ pub async fn change_password(
     client: ClientInfo,
     Json(body): Json<ChangePasswordRequest>,
 ) -> Result<axum::Json<MessageBody>> {
+    state.limits.check(Limit::Signin, client.ip)?;
     let new = Password::parse(&body.new_password)?;
     accounts::change_password(
         &state,

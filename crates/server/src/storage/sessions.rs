@@ -155,7 +155,9 @@ impl Storage {
             let mut tx = pool.begin().await?;
             // The first statement writes, so SQLite takes its write lock before reading anything.
             let claimed = sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL",
+                "UPDATE refresh_tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL \
+                 AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = refresh_tokens.session_id \
+                 AND s.revoked_at IS NULL)",
             )
             .bind(now)
             .bind(old_hash)
@@ -231,6 +233,18 @@ impl Storage {
             ids.into_iter().map(|(id,)| id).collect()
         });
         Ok(ended)
+    }
+
+    /// Whether the user ever opened a session from `ip` (kept until a day after it expires).
+    pub async fn has_signed_in_from(&self, user_id: i64, ip: &str) -> Result<bool> {
+        let found: Option<(i64,)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT user_id FROM sessions WHERE user_id = $1 AND ip = $2 LIMIT 1")
+                .bind(user_id)
+                .bind(ip)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found.is_some())
     }
 
     /// The user's sessions that are neither ended nor expired, most recently used first.

@@ -1,9 +1,13 @@
 //! Integration tests through the real router, on SQLite or (in CI) PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod binary;
 mod content;
+mod hardening;
 mod input;
+mod nodes;
+mod sessions;
 mod signin;
 mod signup;
 mod support;

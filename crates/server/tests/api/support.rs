@@ -66,6 +66,14 @@ impl TestDatabase {
         }
     }
 
+    /// Another handle on a database created by [`Self::fresh`] (it stays with its creator).
+    pub fn existing(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            _dir: None,
+        }
+    }
+
     pub async fn storage(&self) -> Storage {
         let storage = Storage::connect(&self.url, 8).await.unwrap();
         storage.migrate().await.unwrap();
@@ -155,6 +163,14 @@ impl TestApp {
         }
     }
 
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        let mut request = Request::delete(path);
+        if let Some(token) = token {
+            request = request.header("x-access-token", token);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
         let mut request = Request::get(path);
         if let Some(token) = token {
@@ -174,15 +190,7 @@ impl TestApp {
         body: Value,
         token: Option<&str>,
     ) -> TestResponse {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        self.send(request.body(Body::from(body.to_string())).unwrap())
-            .await
+        self.send(json_request(method, path, &body, token)).await
     }
 
     pub async fn signup(&self, username: &str) -> TestResponse {
@@ -230,6 +238,89 @@ impl TestApp {
         response.assert(StatusCode::OK);
         response.json()["accessToken"].as_str().unwrap().to_owned()
     }
+}
+
+/// A signed-in browser session: the access token and the refresh cookie's value.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl TestResponse {
+    /// The refresh token set by this response's `Set-Cookie`, if any (empty when cleared).
+    pub fn refresh_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("tollgate_refresh="))
+            .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
+    }
+
+    pub fn set_cookie_header(&self) -> String {
+        self.header("set-cookie").unwrap_or_default().to_owned()
+    }
+}
+
+impl TestApp {
+    /// Signs in and keeps both tokens, as a browser would.
+    pub async fn session(&self, username: &str) -> Session {
+        let response = self.signin(username, PASSWORD).await;
+        response.assert(StatusCode::OK);
+        Session {
+            access: response.json()["accessToken"].as_str().unwrap().to_owned(),
+            refresh: response
+                .refresh_cookie()
+                .expect("signin sets the refresh cookie"),
+        }
+    }
+
+    /// `POST /api/auth/refresh` with the refresh cookie (and extra headers, e.g. Origin).
+    pub async fn refresh(&self, refresh: &str, headers: &[(&str, &str)]) -> TestResponse {
+        let mut request = Request::post("/api/auth/refresh")
+            .header(header::COOKIE, format!("tollgate_refresh={refresh}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// Refreshes and returns the new session (panics unless 200).
+    pub async fn refreshed(&self, refresh: &str) -> Session {
+        let response = self.refresh(refresh, &[]).await;
+        response.assert(StatusCode::OK);
+        Session {
+            access: response.json()["accessToken"].as_str().unwrap().to_owned(),
+            refresh: response.refresh_cookie().unwrap(),
+        }
+    }
+
+    /// A request from a given client address (as the TCP peer).
+    pub async fn send_from(&self, ip: &str, mut request: Request<Body>) -> TestResponse {
+        let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(addr));
+        self.send(request).await
+    }
+}
+
+/// A JSON request.
+pub fn json_request(
+    method: Method,
+    path: &str,
+    body: &Value,
+    token: Option<&str>,
+) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Body::from(body.to_string())).unwrap()
 }
 
 /// Decodes a JWT part without checking anything, to look at what was issued.
