@@ -13,6 +13,7 @@ use axum::{
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
     cors::{AllowOrigin, CorsLayer},
     set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
@@ -22,7 +23,7 @@ use crate::{
     clock::unix_now,
     config::Settings,
     error::Error,
-    http::{admin, auth, content, meta, sessions, user},
+    http::{admin, auth, content, meta, sessions, ui, user},
     limits::IpLimits,
     passwords::Passwords,
     revocation::Revocations,
@@ -121,7 +122,13 @@ pub fn router(state: AppState) -> Router {
         )
     }));
 
+    let ui = Router::new()
+        .route("/", get(ui::index))
+        .route("/assets/{name}", get(ui::asset))
+        .layer(CompressionLayer::new());
+
     Router::new()
+        .merge(ui)
         .route(paths::HEALTHZ, get(meta::healthz))
         .route(paths::JWKS, get(meta::jwks))
         .route(paths::SIGNUP, post(auth::signup))
@@ -151,7 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ADMIN_USER_ENABLE, post(admin::enable))
         .route(paths::ADMIN_USER_SESSIONS, delete(admin::end_sessions))
         .route(paths::ADMIN_AUDIT, get(admin::audit))
-        .fallback(meta::not_found)
+        .fallback(ui::fallback)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_header_size))

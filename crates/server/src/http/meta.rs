@@ -17,10 +17,6 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-pub async fn not_found() -> Error {
-    Error::NotFound("Not found.")
-}
-
 pub async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
 }

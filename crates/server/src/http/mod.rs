@@ -7,4 +7,5 @@ pub mod cookies;
 pub mod extract;
 pub mod meta;
 pub mod sessions;
+pub mod ui;
 pub mod user;

@@ -443,7 +443,7 @@ async fn out_of_range_paging_is_refused_with_a_message_naming_the_parameter() {
 }
 
 #[tokio::test]
-async fn an_overlong_search_is_refused() {
+async fn an_overlong_search_or_one_with_control_characters_is_refused() {
     let (app, admin) = app_with_admin().await;
     let response = app
         .get(
@@ -454,6 +454,17 @@ async fn an_overlong_search_is_refused() {
     response.assert(StatusCode::BAD_REQUEST);
     assert_eq!(response.message(), "Invalid query string: q is too long");
     assert_eq!(search(&app, &admin, &"a".repeat(254)).await["total"], 0);
+    for q in ["a\tb", "\u{0}", "x\u{7f}"] {
+        let response = app
+            .get(&format!("/api/admin/users?q={}", encode(q)), Some(&admin))
+            .await;
+        response.assert(StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.message(),
+            "Invalid query string: q must not contain control characters",
+            "{q:?}"
+        );
+    }
 }
 
 // --- One user -----------------------------------------------------------------------------

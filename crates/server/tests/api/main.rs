@@ -12,3 +12,4 @@ mod signin;
 mod signup;
 mod support;
 mod tokens;
+mod ui;

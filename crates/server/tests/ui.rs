@@ -1,0 +1,470 @@
+//! End-to-end tests of the web UI in a real headless Chromium, driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`), against the built binary on a real port.
+//!
+//! Without `/usr/bin/chromedriver` the test is skipped with a message, unless
+//! `TOLLGATE_REQUIRE_BROWSER=1` (set by CI) makes that a failure. Screenshots of every page at
+//! desktop and phone widths land in `target/screenshots/`.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const PASSWORD: &str = "correct horse battery";
+/// Short, so the test sees access tokens expire and get silently refreshed.
+const ACCESS_TTL_SECS: u64 = 4;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Server {
+    _process: Process,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("ui.db").display());
+    let add_admin = Command::new(BIN)
+        .env_clear()
+        .env("DATABASE_URL", &db)
+        .env("TOLLGATE_PASSWORD", PASSWORD)
+        .args([
+            "user",
+            "add",
+            "root",
+            "--email",
+            "root@example.com",
+            "--role",
+            "admin",
+            "--role",
+            "user",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        add_admin.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add_admin.stderr)
+    );
+    let port = free_port();
+    let child = Command::new(BIN)
+        .env_clear()
+        .env("DATABASE_URL", &db)
+        .env("RUST_LOG", "warn")
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--access-token-ttl",
+            &format!("{ACCESS_TTL_SECS}s"),
+            "--rate-limit-signin",
+            "0",
+            "--rate-limit-signup",
+            "0",
+            "--rate-limit-refresh",
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        _process: Process(child),
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    for _ in 0..200 {
+        if reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .is_ok()
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("tollgate did not start");
+}
+
+struct Driver {
+    _process: Process,
+    url: String,
+}
+
+async fn start_driver() -> Driver {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver {
+        _process: Process(child),
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..200 {
+        if reqwest::get(format!("{}/status", driver.url)).await.is_ok() {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+/// A fresh browser: its own profile directory, so its own cookies. Any request to a host
+/// other than localhost fails, which also proves the UI loads nothing from elsewhere.
+async fn browser(driver: &Driver, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,900",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .unwrap()
+}
+
+async fn find(client: &Client, css: &str) -> Element {
+    match client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+    {
+        Ok(element) => element,
+        Err(e) => panic!("no `{css}` on {:?}: {e}", client.current_url().await.ok()),
+    }
+}
+
+/// Waits until `css` shows text containing `expected`.
+async fn expect_text(client: &Client, css: &str, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            last = element.text().await.unwrap_or_default();
+            if last.contains(expected) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("`{css}` shows {last:?}, not {expected:?}");
+}
+
+async fn expect_path(client: &Client, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        let url = client.current_url().await.unwrap();
+        last = format!(
+            "{}{}",
+            url.path(),
+            url.query().map(|q| format!("?{q}")).unwrap_or_default()
+        );
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("at {last}, expected {expected}");
+}
+
+async fn nav_links(client: &Client) -> Vec<String> {
+    let mut texts = Vec::new();
+    for link in client.find_all(Locator::Css("header nav a")).await.unwrap() {
+        texts.push(link.text().await.unwrap());
+    }
+    texts
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let input = find(client, css).await;
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    find(client, css).await.click().await.unwrap();
+}
+
+/// Clicks the navbar link with this text (client-side navigation, no reload).
+async fn click_nav(client: &Client, text: &str) {
+    let link = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::LinkText(text))
+        .await
+        .unwrap_or_else(|_| panic!("no navbar link {text:?}"));
+    link.click().await.unwrap();
+}
+
+async fn login(client: &Client, base: &str, username: &str, password: &str) {
+    client.goto(&format!("{base}/login")).await.unwrap();
+    type_into(client, "#username", username).await;
+    type_into(client, "#password", password).await;
+    click(client, "#login-submit").await;
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Saves the current page at desktop and phone widths.
+async fn screenshots(client: &Client, name: &str) {
+    for (label, width, height) in [("desktop", 1280, 900), ("phone", 390, 844)] {
+        client.set_window_size(width, height).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(screenshot_dir().join(format!("{name}-{label}.png")), png).unwrap();
+    }
+    client.set_window_size(1280, 900).await.unwrap();
+}
+
+fn browser_available() -> bool {
+    if Path::new(CHROMEDRIVER).exists() && Path::new("/usr/bin/chromium").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("TOLLGATE_REQUIRE_BROWSER").is_err(),
+        "TOLLGATE_REQUIRE_BROWSER is set but {CHROMEDRIVER} or /usr/bin/chromium is missing"
+    );
+    eprintln!("skipped: install Debian's chromium and chromium-driver to run the browser tests");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_ui_works_end_to_end_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let server = start_server().await;
+    let base = server.base.clone();
+    let driver = start_driver().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let alice = browser(&driver, &profiles.path().join("alice")).await;
+
+    // Home: public content, and the signed-out navbar.
+    alice.goto(&base).await.unwrap();
+    expect_text(&alice, "#content", "Public Content.").await;
+    let links = nav_links(&alice).await;
+    assert!(
+        links.contains(&"Login".to_owned()) && links.contains(&"Sign up".to_owned()),
+        "{links:?}"
+    );
+    assert!(!links.contains(&"Admin".to_owned()));
+    screenshots(&alice, "home").await;
+
+    // Sign up: live validation by the shared parsers, before anything is sent.
+    click_nav(&alice, "Sign up").await;
+    expect_path(&alice, "/register").await;
+    type_into(&alice, "#username", "al").await;
+    type_into(&alice, "#email", "not-an-email").await;
+    type_into(&alice, "#password", "short").await;
+    expect_text(
+        &alice,
+        "#username-error",
+        "Username must be 3 to 20 characters long.",
+    )
+    .await;
+    expect_text(
+        &alice,
+        "#email-error",
+        "Email must be a valid email address.",
+    )
+    .await;
+    expect_text(
+        &alice,
+        "#password-error",
+        "Password must be 8 to 128 characters long.",
+    )
+    .await;
+    screenshots(&alice, "register-errors").await;
+    type_into(&alice, "#username", "alice").await;
+    type_into(&alice, "#email", "alice@example.com").await;
+    type_into(&alice, "#password", PASSWORD).await;
+    expect_text(&alice, "#username-error", "").await;
+    click(&alice, "#signup-submit").await;
+    expect_text(&alice, "#signup-success", "User registered successfully!").await;
+
+    // A taken username is reported at the field.
+    alice.goto(&format!("{base}/register")).await.unwrap();
+    type_into(&alice, "#username", "ALICE").await;
+    type_into(&alice, "#email", "other@example.com").await;
+    type_into(&alice, "#password", PASSWORD).await;
+    click(&alice, "#signup-submit").await;
+    expect_text(
+        &alice,
+        "#username-error",
+        "Failed! Username is already in use!",
+    )
+    .await;
+
+    // A protected page sends a signed-out visitor to log in, then back.
+    alice.goto(&format!("{base}/profile")).await.unwrap();
+    expect_path(&alice, "/login?redirect=%2Fprofile").await;
+    type_into(&alice, "#username", "alice").await;
+    type_into(&alice, "#password", "wrong password").await;
+    click(&alice, "#login-submit").await;
+    expect_text(&alice, "#login-error", "Invalid username or password.").await;
+    screenshots(&alice, "login-error").await;
+    type_into(&alice, "#password", PASSWORD).await;
+    click(&alice, "#login-submit").await;
+    expect_path(&alice, "/profile").await;
+    expect_text(&alice, "#profile-username", "alice").await;
+    expect_text(&alice, "#profile-email", "alice@example.com").await;
+    expect_text(&alice, "#profile-roles", "ROLE_USER").await;
+    expect_text(&alice, "#session-expiry", "UTC").await;
+    expect_text(&alice, "#sessions", "This device").await;
+    screenshots(&alice, "profile").await;
+
+    // Boards: her own opens; the others show "access denied" rather than a blank page.
+    let links = nav_links(&alice).await;
+    assert!(links.contains(&"User board".to_owned()), "{links:?}");
+    assert!(
+        !links
+            .iter()
+            .any(|l| l == "Moderator board" || l == "Admin board"),
+        "{links:?}"
+    );
+    click_nav(&alice, "User board").await;
+    expect_text(&alice, "#content", "User Content.").await;
+    screenshots(&alice, "user-board").await;
+    alice.goto(&format!("{base}/mod")).await.unwrap();
+    expect_text(&alice, "#access-denied", "You don't have access").await;
+    screenshots(&alice, "access-denied").await;
+    alice.goto(&format!("{base}/admin/users")).await.unwrap();
+    expect_text(&alice, "#access-denied", "You don't have access").await;
+
+    // The session survives a reload (silent refresh from the HttpOnly cookie)...
+    alice.goto(&format!("{base}/profile")).await.unwrap();
+    expect_text(&alice, "#profile-username", "alice").await;
+    // ...and outlives the access token: after it expires, calls refresh and retry unseen.
+    tokio::time::sleep(Duration::from_secs(ACCESS_TTL_SECS + 1)).await;
+    click_nav(&alice, "User board").await;
+    expect_text(&alice, "#content", "User Content.").await;
+    // The token never touches web storage.
+    let stored = alice
+        .execute("return localStorage.length + sessionStorage.length", vec![])
+        .await
+        .unwrap();
+    assert_eq!(stored, json!(0));
+
+    // An admin makes alice a moderator; her UI follows after a refresh.
+    let admin = browser(&driver, &profiles.path().join("admin")).await;
+    login(&admin, &base, "root", PASSWORD).await;
+    expect_path(&admin, "/profile").await;
+    click_nav(&admin, "Admin board").await;
+    expect_text(&admin, "#content", "Admin Content.").await;
+    screenshots(&admin, "admin-board").await;
+    click_nav(&admin, "Admin").await;
+    type_into(&admin, "#user-search", "ali").await;
+    click(&admin, "form.search button").await;
+    expect_text(&admin, "#admin-users tbody", "alice@example.com").await;
+    click(&admin, "tr[data-username='alice'] #role-2-moderator").await;
+    click(&admin, "tr[data-username='alice'] .save-roles").await;
+    expect_text(&admin, "#admin-notice", "Roles of alice saved.").await;
+    expect_text(&admin, "#audit", "roles_changed").await;
+    let pager = find(&admin, "#admin-users .pager")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        pager.split_whitespace().collect::<Vec<_>>(),
+        ["Previous", "Page", "1", "of", "1", "Next"]
+    );
+    screenshots(&admin, "admin-users").await;
+
+    alice.refresh().await.unwrap();
+    expect_text(&alice, "header nav", "Moderator board").await;
+    click_nav(&alice, "Moderator board").await;
+    expect_text(&alice, "#content", "Moderator Content.").await;
+    screenshots(&alice, "moderator-board").await;
+
+    // Ending a session from another browser logs that browser out.
+    let phone = browser(&driver, &profiles.path().join("phone")).await;
+    login(&phone, &base, "alice", PASSWORD).await;
+    expect_path(&phone, "/profile").await;
+    alice.goto(&format!("{base}/profile")).await.unwrap();
+    expect_text(&alice, "#sessions", "This device").await;
+    // Alice's list now shows the phone's session too; end the one that is not hers.
+    let mut ended = false;
+    for _ in 0..50 {
+        let rows = alice
+            .find_all(Locator::Css("#sessions li:not(.current) .end-session"))
+            .await
+            .unwrap();
+        if let Some(button) = rows.first() {
+            button.click().await.unwrap();
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        alice.refresh().await.unwrap();
+    }
+    assert!(ended, "the phone's session never showed up");
+    click_nav(&phone, "User board").await;
+    expect_path(&phone, "/login?redirect=%2Fuser").await;
+    // Alice's own session is untouched.
+    click_nav(&alice, "User board").await;
+    expect_text(&alice, "#content", "User Content.").await;
+
+    // Logout: back to the login page, signed-out navbar, protected pages closed again.
+    click(&alice, "#logout").await;
+    expect_path(&alice, "/login").await;
+    let links = nav_links(&alice).await;
+    assert!(links.contains(&"Login".to_owned()), "{links:?}");
+    screenshots(&alice, "login").await;
+    alice.goto(&format!("{base}/user")).await.unwrap();
+    expect_path(&alice, "/login?redirect=%2Fuser").await;
+
+    // Nothing was fetched from any other host.
+    let foreign = alice
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(foreign, json!([]));
+
+    for client in [alice, admin, phone] {
+        client.close().await.unwrap();
+    }
+}

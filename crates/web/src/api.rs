@@ -1,0 +1,278 @@
+//! The only module that knows URLs and headers. Every request goes through [`Api::send`],
+//! which attaches the access token and, on a 401, refreshes once and retries; requests that
+//! hit 401 together wait for that one refresh. If the refresh fails the session is cleared,
+//! and the route guards send the user to the login page.
+
+use api::wire::{
+    AdminUser, AuditPage, ChangePasswordRequest, MessageBody, Profile, RefreshResponse,
+    SessionInfo, SetRolesRequest, SigninRequest, SigninResponse, SignupRequest, UserList, paths,
+};
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use gloo_net::http::{Method, RequestBuilder, Response};
+use leptos::prelude::*;
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::session::Session;
+
+/// A failed call: the HTTP status (0 if the server was unreachable) and a message to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    fn network() -> Self {
+        Self {
+            status: 0,
+            message: "Cannot reach the server. Check your connection and try again.".into(),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+type Refresh = Shared<LocalBoxFuture<'static, Option<String>>>;
+
+/// The HTTP client, provided as context. A `Copy` handle: the refresh in flight (not `Send`)
+/// lives in a `LocalStorage` stored value.
+#[derive(Clone, Copy)]
+pub struct Api {
+    session: Session,
+    refreshing: StoredValue<Option<Refresh>, LocalStorage>,
+}
+
+pub fn use_api() -> Api {
+    expect_context::<Api>()
+}
+
+pub fn provide_api(session: Session) {
+    provide_context(Api {
+        session,
+        refreshing: StoredValue::new_local(None),
+    });
+}
+
+enum Body {
+    None,
+    Json(serde_json::Value),
+}
+
+impl Api {
+    async fn send(&self, method: Method, path: &str, body: Body) -> ApiResult<Response> {
+        let token = self.session.token.get_untracked();
+        let response = raw(method.clone(), path, &body, token.as_deref()).await?;
+        if response.status() != 401 || token.is_none() {
+            return Ok(response);
+        }
+        // The token was refused: perhaps another request already refreshed it.
+        let current = self.session.token.get_untracked();
+        let fresh = if current.is_some() && current != token {
+            current
+        } else {
+            self.refresh_once().await
+        };
+        match fresh {
+            Some(fresh) => raw(method, path, &body, Some(&fresh)).await,
+            None => Ok(response),
+        }
+    }
+
+    /// One refresh at a time: concurrent callers share the one in flight.
+    async fn refresh_once(&self) -> Option<String> {
+        let pending = self
+            .refreshing
+            .try_update_value(|slot| match slot.as_ref() {
+                Some(pending) => pending.clone(),
+                None => {
+                    let session = self.session;
+                    let pending = async move {
+                        let token = refresh_token().await;
+                        match &token {
+                            Some(token) => session.token.set(Some(token.clone())),
+                            None => session.clear(),
+                        }
+                        token
+                    }
+                    .boxed_local()
+                    .shared();
+                    *slot = Some(pending.clone());
+                    pending
+                }
+            });
+        let token = pending?.await;
+        self.refreshing.update_value(|slot| *slot = None);
+        token
+    }
+
+    /// Restores the session after a page load: refresh from the cookie, then load the profile.
+    pub async fn restore(&self) {
+        if let Some(token) = self.refresh_once().await {
+            self.session.token.set(Some(token));
+            match self.me().await {
+                Ok(profile) => self.session.user.set(Some(profile)),
+                Err(_) => self.session.clear(),
+            }
+        }
+        self.session.ready.set(true);
+    }
+
+    pub async fn signin(&self, username: &str, password: &str) -> ApiResult<()> {
+        let body = json(&SigninRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        });
+        let response = raw(Method::POST, paths::SIGNIN, &body, None).await?;
+        let signed_in: SigninResponse = read(response).await?;
+        self.session.token.set(Some(signed_in.access_token));
+        let profile = self.me().await?;
+        self.session.user.set(Some(profile));
+        Ok(())
+    }
+
+    pub async fn signup(&self, request: &SignupRequest) -> ApiResult<String> {
+        let response = raw(Method::POST, paths::SIGNUP, &json(request), None).await?;
+        Ok(read::<MessageBody>(response).await?.message)
+    }
+
+    /// Ends the session on the server, and locally whatever the server says.
+    pub async fn logout(&self) {
+        let _ = self.send(Method::POST, paths::LOGOUT, Body::None).await;
+        self.session.clear();
+    }
+
+    pub async fn me(&self) -> ApiResult<Profile> {
+        self.get_json(paths::ME).await
+    }
+
+    pub async fn content(&self, path: &str) -> ApiResult<String> {
+        let response = self.send(Method::GET, path, Body::None).await?;
+        if response.ok() {
+            response.text().await.map_err(|_| ApiError::network())
+        } else {
+            Err(error_of(response).await)
+        }
+    }
+
+    pub async fn sessions(&self) -> ApiResult<Vec<SessionInfo>> {
+        self.get_json(paths::SESSIONS).await
+    }
+
+    pub async fn end_session(&self, id: &str) -> ApiResult<String> {
+        self.message(
+            Method::DELETE,
+            &format!("{}/{id}", paths::SESSIONS),
+            Body::None,
+        )
+        .await
+    }
+
+    pub async fn change_password(&self, current: &str, new: &str) -> ApiResult<String> {
+        let body = json(&ChangePasswordRequest {
+            current_password: current.to_owned(),
+            new_password: new.to_owned(),
+        });
+        self.message(Method::PUT, paths::PASSWORD, body).await
+    }
+
+    pub async fn users(&self, query: &str, page: u32) -> ApiResult<UserList> {
+        let q = String::from(js_sys::encode_uri_component(query));
+        self.get_json(&format!(
+            "{}?q={q}&page={page}&per_page=10",
+            paths::ADMIN_USERS
+        ))
+        .await
+    }
+
+    pub async fn set_roles(&self, id: i64, roles: Vec<String>) -> ApiResult<AdminUser> {
+        let body = json(&SetRolesRequest { roles });
+        let response = self
+            .send(
+                Method::PUT,
+                &format!("{}/{id}/roles", paths::ADMIN_USERS),
+                body,
+            )
+            .await?;
+        read(response).await
+    }
+
+    pub async fn admin_action(&self, id: i64, action: &str) -> ApiResult<String> {
+        let path = format!("{}/{id}/{action}", paths::ADMIN_USERS);
+        let method = if action == "sessions" {
+            Method::DELETE
+        } else {
+            Method::POST
+        };
+        self.message(method, &path, Body::None).await
+    }
+
+    pub async fn audit(&self, kind: &str, page: u32) -> ApiResult<AuditPage> {
+        self.get_json(&format!(
+            "{}?kind={kind}&page={page}&per_page=15",
+            paths::ADMIN_AUDIT
+        ))
+        .await
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> ApiResult<T> {
+        read(self.send(Method::GET, path, Body::None).await?).await
+    }
+
+    async fn message(&self, method: Method, path: &str, body: Body) -> ApiResult<String> {
+        let response = self.send(method, path, body).await?;
+        Ok(read::<MessageBody>(response).await?.message)
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Body {
+    Body::Json(serde_json::to_value(value).unwrap_or_default())
+}
+
+async fn raw(method: Method, path: &str, body: &Body, token: Option<&str>) -> ApiResult<Response> {
+    let mut request = RequestBuilder::new(path).method(method);
+    if let Some(token) = token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let request = match body {
+        Body::None => request.build(),
+        Body::Json(value) => request.json(value),
+    };
+    request
+        .map_err(|_| ApiError::network())?
+        .send()
+        .await
+        .map_err(|_| ApiError::network())
+}
+
+/// A new access token from the refresh cookie, or `None` if the session is over.
+async fn refresh_token() -> Option<String> {
+    let response = raw(Method::POST, paths::REFRESH, &Body::None, None)
+        .await
+        .ok()?;
+    if !response.ok() {
+        return None;
+    }
+    response
+        .json::<RefreshResponse>()
+        .await
+        .ok()
+        .map(|r| r.access_token)
+}
+
+async fn read<T: DeserializeOwned>(response: Response) -> ApiResult<T> {
+    if response.ok() {
+        response.json().await.map_err(|_| ApiError::network())
+    } else {
+        Err(error_of(response).await)
+    }
+}
+
+async fn error_of(response: Response) -> ApiError {
+    let status = response.status();
+    let message = response
+        .json::<MessageBody>()
+        .await
+        .map(|b| b.message)
+        .unwrap_or_else(|_| format!("The server answered {status}."));
+    ApiError { status, message }
+}

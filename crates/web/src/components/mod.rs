@@ -1,0 +1,4 @@
+//! Small shared views.
+
+pub mod denied;
+pub mod field;

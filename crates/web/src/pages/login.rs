@@ -1,0 +1,77 @@
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::{
+    NavigateOptions,
+    components::A,
+    hooks::{use_navigate, use_query_map},
+};
+
+use crate::{api::use_api, components::field::Field};
+
+/// Where to go after signing in: the page first asked for, if it is one of ours.
+fn safe_redirect(raw: Option<String>) -> String {
+    match raw {
+        Some(path)
+            if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\\\") =>
+        {
+            path
+        }
+        _ => "/profile".to_owned(),
+    }
+}
+
+#[component]
+pub fn Login() -> impl IntoView {
+    let api = use_api();
+    let navigate = use_navigate();
+    let query = use_query_map();
+    let username = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
+    let no_error = Signal::derive(|| None::<String>);
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if username.get_untracked().trim().is_empty() || password.get_untracked().is_empty() {
+            error.set(Some("Enter your username and password.".into()));
+            return;
+        }
+        let navigate = navigate.clone();
+        let target = safe_redirect(query.get_untracked().get("redirect"));
+        pending.set(true);
+        spawn_local(async move {
+            match api
+                .signin(&username.get_untracked(), &password.get_untracked())
+                .await
+            {
+                Ok(()) => {
+                    error.set(None);
+                    navigate(
+                        &target,
+                        NavigateOptions {
+                            replace: true,
+                            ..Default::default()
+                        },
+                    );
+                }
+                Err(e) => error.set(Some(e.message)),
+            }
+            pending.set(false);
+        });
+    };
+
+    view! {
+        <section class="card narrow">
+            <h1>"Log in"</h1>
+            <form on:submit=submit novalidate>
+                <Field id="username" label="Username" autocomplete="username" value=username error=no_error/>
+                <Field id="password" label="Password" kind="password" autocomplete="current-password" value=password error=no_error/>
+                <p class="error form-error" id="login-error" role="alert">{move || error.get()}</p>
+                <button type="submit" id="login-submit" disabled=move || pending.get()>
+                    {move || if pending.get() { "Signing in…" } else { "Log in" }}
+                </button>
+            </form>
+            <p class="muted">"No account yet? " <A href="/register">"Sign up"</A></p>
+        </section>
+    }
+}

@@ -1,0 +1,9 @@
+//! One file per page.
+
+pub mod admin;
+pub mod boards;
+pub mod home;
+pub mod login;
+pub mod not_found;
+pub mod profile;
+pub mod register;

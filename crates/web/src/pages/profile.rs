@@ -1,0 +1,161 @@
+//! The signed-in user: details, active sessions (with "end session"), change password.
+
+use api::Password;
+use leptos::{prelude::*, task::spawn_local};
+
+use crate::{api::use_api, components::field::Field, session::use_session};
+
+#[component]
+pub fn ProfilePage() -> impl IntoView {
+    let session = use_session();
+    let api = use_api();
+    let reload = RwSignal::new(0u32);
+    let sessions = LocalResource::new({
+        move || {
+            reload.track();
+            async move { api.sessions().await }
+        }
+    });
+    let notice = RwSignal::new(None::<String>);
+
+    let end = move |id: String, current: bool| {
+        spawn_local(async move {
+            match api.end_session(&id).await {
+                Ok(message) => {
+                    if current {
+                        // Ending this device's session is a logout.
+                        api.logout().await;
+                    } else {
+                        notice.set(Some(message));
+                        reload.update(|n| *n += 1);
+                    }
+                }
+                Err(e) => notice.set(Some(e.message)),
+            }
+        });
+    };
+
+    view! {
+        <section class="card" id="profile">
+            <h1>"Profile"</h1>
+            {move || session.user.get().map(|user| view! {
+                <dl class="details">
+                    <dt>"Username"</dt><dd id="profile-username">{user.username}</dd>
+                    <dt>"Email"</dt><dd id="profile-email">{user.email}</dd>
+                    <dt>"Roles"</dt>
+                    <dd id="profile-roles">
+                        {user.roles.into_iter().map(|r| view! { <span class="badge">{r}</span> }).collect_view()}
+                    </dd>
+                    <dt>"Member since"</dt><dd>{user.created_at.chars().take(10).collect::<String>()}</dd>
+                    <dt>"This session ends"</dt>
+                    <dd id="session-expiry">
+                        {move || sessions.get().and_then(|r| r.ok()).and_then(|list| {
+                            list.into_iter().find(|s| s.current).map(|s| pretty_time(&s.expires_at))
+                        })}
+                    </dd>
+                </dl>
+            })}
+        </section>
+        <section class="card">
+            <h2>"Active sessions"</h2>
+            <p class="notice" role="status">{move || notice.get()}</p>
+            {move || match sessions.get() {
+                None => view! { <p class="loading">"Loading…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e.message}</p> }.into_any(),
+                Some(Ok(list)) if list.is_empty() => view! { <p class="muted">"No active sessions."</p> }.into_any(),
+                Some(Ok(list)) => view! {
+                    <ul class="sessions" id="sessions">
+                        {list.into_iter().map(|s| {
+                            let id = s.id.clone();
+                            let current = s.current;
+                            view! {
+                                <li class:current=current>
+                                    <div>
+                                        <strong>{s.user_agent.clone().map(|ua| short_agent(&ua)).unwrap_or_else(|| "Unknown device".into())}</strong>
+                                        {current.then(|| view! { <span class="badge">"This device"</span> })}
+                                        <p class="muted">
+                                            {format!("{} · last used {} · started {}", s.ip.clone().unwrap_or_default(), pretty_time(&s.last_used_at), pretty_time(&s.created_at))}
+                                        </p>
+                                    </div>
+                                    <button type="button" class="secondary end-session" on:click=move |_| end(id.clone(), current)>
+                                        "End session"
+                                    </button>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }.into_any(),
+            }}
+        </section>
+        <ChangePassword/>
+    }
+}
+
+#[component]
+fn ChangePassword() -> impl IntoView {
+    let api = use_api();
+    let current = RwSignal::new(String::new());
+    let new = RwSignal::new(String::new());
+    let message = RwSignal::new(None::<(bool, String)>);
+    let new_error = Signal::derive(move || {
+        let value = new.get();
+        (!value.is_empty())
+            .then(|| Password::parse(&value).err().map(|e| e.message))
+            .flatten()
+    });
+    let no_error = Signal::derive(|| None::<String>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if new_error.get_untracked().is_some() || new.get_untracked().is_empty() {
+            return;
+        }
+        spawn_local(async move {
+            match api
+                .change_password(&current.get_untracked(), &new.get_untracked())
+                .await
+            {
+                Ok(text) => {
+                    current.set(String::new());
+                    new.set(String::new());
+                    message.set(Some((true, text)));
+                }
+                Err(e) => message.set(Some((false, e.message))),
+            }
+        });
+    };
+    view! {
+        <section class="card">
+            <h2>"Change password"</h2>
+            <form on:submit=submit novalidate>
+                <Field id="current-password" label="Current password" kind="password" autocomplete="current-password" value=current error=no_error/>
+                <Field id="new-password" label="New password" kind="password" autocomplete="new-password" value=new error=new_error/>
+                <p role="status" class=move || if message.get().is_some_and(|(ok, _)| ok) { "success" } else { "error" }>
+                    {move || message.get().map(|(_, m)| m)}
+                </p>
+                <button type="submit" id="change-password">"Change password"</button>
+            </form>
+        </section>
+    }
+}
+
+/// "2026-11-22T15:04:07Z" → "2026-11-22 15:04 UTC".
+pub fn pretty_time(rfc3339: &str) -> String {
+    let (date, time) = rfc3339.split_once('T').unwrap_or((rfc3339, ""));
+    format!("{date} {} UTC", time.get(..5).unwrap_or(""))
+}
+
+/// A readable name for a user agent string.
+fn short_agent(ua: &str) -> String {
+    let browser = ["Firefox", "Edg", "Chrome", "Safari", "curl"]
+        .into_iter()
+        .find(|b| ua.contains(b))
+        .map(|b| if b == "Edg" { "Edge" } else { b });
+    let os = ["Android", "iPhone", "Windows", "Mac OS", "Linux"]
+        .into_iter()
+        .find(|o| ua.contains(o));
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b.to_owned(),
+        _ => ua.chars().take(40).collect(),
+    }
+}
