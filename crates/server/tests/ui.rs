@@ -368,8 +368,10 @@ async fn the_web_ui_works_end_to_end_in_a_real_browser() {
     alice.goto(&format!("{base}/mod")).await.unwrap();
     expect_text(&alice, "#access-denied", "You don't have access").await;
     screenshots(&alice, "access-denied").await;
-    alice.goto(&format!("{base}/admin/users")).await.unwrap();
-    expect_text(&alice, "#access-denied", "You don't have access").await;
+    for page in ["admin", "admin/users"] {
+        alice.goto(&format!("{base}/{page}")).await.unwrap();
+        expect_text(&alice, "#access-denied", "You don't have access").await;
+    }
 
     // The session survives a reload (silent refresh from the HttpOnly cookie)...
     alice.goto(&format!("{base}/profile")).await.unwrap();
@@ -411,6 +413,41 @@ async fn the_web_ui_works_end_to_end_in_a_real_browser() {
     );
     screenshots(&admin, "admin-users").await;
 
+    // Two calls hit an expired token together (the admin page loads users and the audit log
+    // at once): they share one refresh, no storm.
+    tokio::time::sleep(Duration::from_secs(ACCESS_TTL_SECS + 1)).await;
+    let refreshes = "return performance.getEntriesByType('resource').filter(e => e.name.endsWith('/api/auth/refresh')).length";
+    let before = admin
+        .execute(refreshes, vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    click_nav(&admin, "Admin board").await;
+    expect_text(&admin, "#content", "Admin Content.").await;
+    let after_one = admin
+        .execute(refreshes, vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert_eq!(after_one, before + 1, "one expired call, one refresh");
+    tokio::time::sleep(Duration::from_secs(ACCESS_TTL_SECS + 1)).await;
+    click_nav(&admin, "Admin").await;
+    expect_text(&admin, "#admin-users tbody", "alice@example.com").await;
+    expect_text(&admin, "#audit tbody", "roles_changed").await;
+    let after_two = admin
+        .execute(refreshes, vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        after_two,
+        after_one + 1,
+        "two expired calls at once, still one refresh"
+    );
+
     alice.refresh().await.unwrap();
     expect_text(&alice, "header nav", "Moderator board").await;
     click_nav(&alice, "Moderator board").await;
@@ -444,6 +481,17 @@ async fn the_web_ui_works_end_to_end_in_a_real_browser() {
     // Alice's own session is untouched.
     click_nav(&alice, "User board").await;
     expect_text(&alice, "#content", "User Content.").await;
+
+    // Changing the password from the profile page.
+    alice.goto(&format!("{base}/profile")).await.unwrap();
+    type_into(&alice, "#current-password", "not my password").await;
+    type_into(&alice, "#new-password", "a new long passphrase").await;
+    click(&alice, "#change-password").await;
+    expect_text(&alice, "#profile", "alice").await;
+    expect_text(&alice, "main", "Current password is incorrect.").await;
+    type_into(&alice, "#current-password", PASSWORD).await;
+    click(&alice, "#change-password").await;
+    expect_text(&alice, "main", "Password changed.").await;
 
     // Logout: back to the login page, signed-out navbar, protected pages closed again.
     click(&alice, "#logout").await;
