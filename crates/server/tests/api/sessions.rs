@@ -490,3 +490,122 @@ async fn revocations_survive_a_restart() {
         .await
         .assert(StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_tutorial_route_refuses_rotated_tokens_and_detects_reuse() {
+    let app = TestApp::with_settings(|s| {
+        s.refresh_token_in_body = true;
+        s.refresh_grace = Duration::ZERO;
+    })
+    .await;
+    app.user_with_roles("alice", &[Role::User]).await;
+    let first = app.signin("alice", PASSWORD).await.json()["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotated = app
+        .post(
+            "/api/auth/refreshtoken",
+            json!({"refreshToken": first}),
+            None,
+        )
+        .await;
+    rotated.assert(StatusCode::OK);
+    let second = rotated.json()["refreshToken"].as_str().unwrap().to_owned();
+    // Replaying the first token: 403 in the tutorial's words, and the family is gone.
+    let replay = app
+        .post(
+            "/api/auth/refreshtoken",
+            json!({"refreshToken": first}),
+            None,
+        )
+        .await;
+    replay.assert(StatusCode::FORBIDDEN);
+    assert_eq!(
+        replay.json(),
+        json!({"message": "Refresh token is not in database!"})
+    );
+    let after = app
+        .post(
+            "/api/auth/refreshtoken",
+            json!({"refreshToken": second}),
+            None,
+        )
+        .await;
+    after.assert(StatusCode::FORBIDDEN);
+    assert_eq!(after.message(), "Refresh token is not in database!");
+}
+
+#[tokio::test]
+async fn sessions_record_the_user_agent_and_address_and_logout_is_audited() {
+    let app = TestApp::new().await;
+    app.user_with_roles("alice", &[Role::User]).await;
+    let request = axum::http::Request::post("/api/auth/signin")
+        .header("content-type", "application/json")
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0")
+        .body(axum::body::Body::from(
+            json!({"username": "alice", "password": PASSWORD}).to_string(),
+        ))
+        .unwrap();
+    let signin = app.send_from("198.51.100.5", request).await;
+    signin.assert(StatusCode::OK);
+    let access = signin.json()["accessToken"].as_str().unwrap().to_owned();
+    let sessions = app.get("/api/auth/sessions", Some(&access)).await.json();
+    let current = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        current["userAgent"],
+        "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0"
+    );
+    assert_eq!(current["ip"], "198.51.100.5");
+    // A fresh session ends at the idle limit (7 days), well before the absolute one (30 days).
+    let created = time::OffsetDateTime::parse(
+        current["createdAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let expires = time::OffsetDateTime::parse(
+        current["expiresAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!((expires - created).whole_days(), 7);
+
+    app.post("/api/auth/logout", json!({}), Some(&access))
+        .await
+        .assert(StatusCode::OK);
+    let (events, _) = app
+        .state
+        .storage
+        .audit_events(Some(1), None, 50, 0)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"logout") && kinds.contains(&"signin_ok"),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_absolute_session_limit_defaults_to_thirty_days() {
+    let app = TestApp::new().await;
+    app.user_with_roles("alice", &[Role::User]).await;
+    let session = app.session("alice").await;
+    let hash = ring::digest::digest(&ring::digest::SHA256, session.refresh.as_bytes());
+    let found = app
+        .state
+        .storage
+        .find_refresh_token(hash.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    let now = tollgate::clock::unix_now();
+    assert!((found.absolute_expires_at - now - 30 * 86_400).abs() <= 2);
+    assert!((found.idle_expires_at - now - 7 * 86_400).abs() <= 2);
+}
