@@ -72,6 +72,8 @@ fn build_ui(root: &Path, out: &Path) -> Result<Vec<Asset>, BoxError> {
             "wasm32-unknown-unknown",
             "--profile",
             "wasm-release",
+            // The outer build already brought Cargo.lock up to date for the whole workspace.
+            "--locked",
             "--target-dir",
         ])
         .arg(&target_dir);
@@ -106,6 +108,13 @@ fn build_ui(root: &Path, out: &Path) -> Result<Vec<Asset>, BoxError> {
         .typescript(false)
         .generate(&generated)?;
 
+    if generated.join("snippets").exists() {
+        return Err(
+            "wasm-bindgen wrote JS snippets (a dependency uses inline_js); \
+                    embed them before allowing this"
+                .into(),
+        );
+    }
     let wasm_bytes = fs::read(generated.join("tollgate_web_bg.wasm"))?;
     let wasm_name = format!("tollgate_web_bg-{}.wasm", digest(&wasm_bytes));
     let js = fs::read_to_string(generated.join("tollgate_web.js"))?;

@@ -78,42 +78,53 @@ impl Api {
         }
     }
 
-    /// One refresh at a time: concurrent callers share the one in flight.
+    /// One refresh at a time: concurrent callers share the one in flight. A refresh that
+    /// succeeds also reloads the profile, so role changes show at once; one the server refuses
+    /// ends the session (unless the user signed in afresh meanwhile); one that merely failed
+    /// (network, 429, 5xx) keeps the session for the next try.
     async fn refresh_once(&self) -> Option<String> {
-        let pending = self
-            .refreshing
-            .try_update_value(|slot| match slot.as_ref() {
-                Some(pending) => pending.clone(),
-                None => {
-                    let session = self.session;
-                    let pending = async move {
-                        let token = refresh_token().await;
-                        match &token {
-                            Some(token) => session.token.set(Some(token.clone())),
-                            None => session.clear(),
+        let session = self.session;
+        let refreshing = self.refreshing;
+        let pending = refreshing.try_update_value(|slot| {
+            if let Some(pending) = slot.as_ref() {
+                return pending.clone();
+            }
+            let pending = async move {
+                let started_with = session.token.get_untracked();
+                let token = match refresh_token().await {
+                    Refreshed::Token(token) => {
+                        session.token.set(Some(token.clone()));
+                        if let Ok(response) =
+                            raw(Method::GET, paths::ME, &Body::None, Some(&token)).await
+                            && let Ok(profile) = read::<Profile>(response).await
+                        {
+                            session.user.set(Some(profile));
                         }
-                        token
+                        Some(token)
                     }
-                    .boxed_local()
-                    .shared();
-                    *slot = Some(pending.clone());
-                    pending
-                }
-            });
-        let token = pending?.await;
-        self.refreshing.update_value(|slot| *slot = None);
-        token
+                    Refreshed::Over => {
+                        if session.token.get_untracked() == started_with {
+                            session.clear();
+                        }
+                        None
+                    }
+                    Refreshed::Failed => None,
+                };
+                // Done: the next 401 may start a new refresh.
+                refreshing.set_value(None);
+                token
+            }
+            .boxed_local()
+            .shared();
+            *slot = Some(pending.clone());
+            pending
+        });
+        pending?.await
     }
 
-    /// Restores the session after a page load: refresh from the cookie, then load the profile.
+    /// Restores the session after a page load, from the refresh cookie.
     pub async fn restore(&self) {
-        if let Some(token) = self.refresh_once().await {
-            self.session.token.set(Some(token));
-            match self.me().await {
-                Ok(profile) => self.session.user.set(Some(profile)),
-                Err(_) => self.session.clear(),
-            }
-        }
+        self.refresh_once().await;
         self.session.ready.set(true);
     }
 
@@ -244,19 +255,27 @@ async fn raw(method: Method, path: &str, body: &Body, token: Option<&str>) -> Ap
         .map_err(|_| ApiError::network())
 }
 
-/// A new access token from the refresh cookie, or `None` if the session is over.
-async fn refresh_token() -> Option<String> {
-    let response = raw(Method::POST, paths::REFRESH, &Body::None, None)
-        .await
-        .ok()?;
-    if !response.ok() {
-        return None;
+/// What a refresh came to.
+enum Refreshed {
+    Token(String),
+    /// The server refused: the session is over.
+    Over,
+    /// No answer, or not a verdict on the session (429, 5xx).
+    Failed,
+}
+
+async fn refresh_token() -> Refreshed {
+    let Ok(response) = raw(Method::POST, paths::REFRESH, &Body::None, None).await else {
+        return Refreshed::Failed;
+    };
+    match response.status() {
+        200 => match response.json::<RefreshResponse>().await {
+            Ok(body) => Refreshed::Token(body.access_token),
+            Err(_) => Refreshed::Failed,
+        },
+        401 | 403 => Refreshed::Over,
+        _ => Refreshed::Failed,
     }
-    response
-        .json::<RefreshResponse>()
-        .await
-        .ok()
-        .map(|r| r.access_token)
 }
 
 async fn read<T: DeserializeOwned>(response: Response) -> ApiResult<T> {

@@ -60,14 +60,11 @@ pub struct AuditQuery {
 
 fn admin_user(user: UserRecord) -> AdminUser {
     AdminUser {
+        // Before the fields that move out of `user`.
+        roles: user.authorities(),
         id: user.id,
         username: user.username,
         email: user.email,
-        roles: user
-            .roles
-            .iter()
-            .map(|r| r.authority().to_owned())
-            .collect(),
         disabled: user.disabled,
         created_at: user.created_at.format(&Rfc3339).unwrap_or_default(),
     }

@@ -81,14 +81,11 @@ pub async fn signin(
             (header::SET_COOKIE, cookie),
         ],
         JsonResponse(SigninResponse {
+            // Before the fields that move out of `user`.
+            roles: user.authorities(),
             id: user.id,
             username: user.username,
             email: user.email,
-            roles: user
-                .roles
-                .iter()
-                .map(|r| r.authority().to_owned())
-                .collect(),
             access_token: signed_in.access.token,
             token_type: "Bearer".to_owned(),
             expires_in: signed_in.access.expires_in.as_secs(),

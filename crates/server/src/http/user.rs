@@ -25,14 +25,11 @@ pub async fn me(
         .await?
         .ok_or(Error::NotFound("User not found."))?;
     Ok(axum::Json(Profile {
+        // Before the fields that move out of `user`.
+        roles: user.authorities(),
         id: user.id,
         username: user.username,
         email: user.email,
-        roles: user
-            .roles
-            .iter()
-            .map(|r| r.authority().to_owned())
-            .collect(),
         created_at: user
             .created_at
             .format(&Rfc3339)

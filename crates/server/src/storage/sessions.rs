@@ -252,21 +252,6 @@ impl Storage {
         self.sessions_where("s.user_id = $1", user_id, now).await
     }
 
-    pub async fn session(&self, id: &str, now: i64) -> Result<Option<SessionRecord>> {
-        let rows: Vec<SessionRow> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT s.id, s.user_id, s.created_at, s.last_used_at, s.idle_expires_at, \
-                 s.absolute_expires_at, s.user_agent, s.ip FROM sessions s WHERE s.id = $1 \
-                 AND s.revoked_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2",
-            )
-            .bind(id)
-            .bind(now)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows.into_iter().map(session_record).next())
-    }
-
     async fn sessions_where(
         &self,
         condition: &str,

@@ -20,6 +20,16 @@ pub struct UserRecord {
     pub token_version: i64,
 }
 
+impl UserRecord {
+    /// The roles as the tutorial's clients read them: `ROLE_USER`, …
+    pub fn authorities(&self) -> Vec<String> {
+        self.roles
+            .iter()
+            .map(|r| r.authority().to_owned())
+            .collect()
+    }
+}
+
 /// What sign-up stores.
 #[derive(Debug)]
 pub struct NewUser<'a> {

@@ -2,3 +2,4 @@
 
 pub mod denied;
 pub mod field;
+pub mod pager;

@@ -3,23 +3,28 @@
 use api::{Role, wire::AdminUser};
 use leptos::{prelude::*, task::spawn_local};
 
-use crate::{api::use_api, pages::profile::pretty_time};
+use crate::{
+    api::use_api,
+    components::{denied::AccessDenied, pager::Pager},
+    pages::profile::pretty_time,
+};
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
+    // Bumped by every change, so the audit log shows it at once.
+    let changed = RwSignal::new(0u32);
     view! {
-        <Users/>
-        <Audit/>
+        <Users reload=changed/>
+        <Audit reload=changed/>
     }
 }
 
 #[component]
-fn Users() -> impl IntoView {
+fn Users(reload: RwSignal<u32>) -> impl IntoView {
     let api = use_api();
     let query = RwSignal::new(String::new());
     let search = RwSignal::new(String::new());
     let page = RwSignal::new(1u32);
-    let reload = RwSignal::new(0u32);
     let notice = RwSignal::new(None::<String>);
     let users = LocalResource::new({
         move || {
@@ -59,6 +64,7 @@ fn Users() -> impl IntoView {
             <p class="notice" role="status" id="admin-notice">{move || notice.get()}</p>
             {move || match users.get() {
                 None => view! { <p class="loading">"Loading…"</p> }.into_any(),
+                Some(Err(e)) if e.status == 403 => view! { <AccessDenied/> }.into_any(),
                 Some(Err(e)) => view! { <p class="error">{e.message}</p> }.into_any(),
                 Some(Ok(list)) if list.users.is_empty() => view! { <p class="muted">"No users match."</p> }.into_any(),
                 Some(Ok(list)) => view! {
@@ -72,11 +78,7 @@ fn Users() -> impl IntoView {
                     </div>
                 }.into_any(),
             }}
-            <div class="pager">
-                <button type="button" class="secondary" disabled=move || { page.get() <= 1 } on:click=move |_| page.update(|p| *p -= 1)>"Previous"</button>
-                <span>{move || format!("Page {} of {}", page.get(), total_pages())}</span>
-                <button type="button" class="secondary" disabled=move || { page.get() >= total_pages() } on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
-            </div>
+            <Pager page=page last=Signal::derive(total_pages)/>
         </section>
     }
 }
@@ -146,12 +148,13 @@ fn UserRow(
 }
 
 #[component]
-fn Audit() -> impl IntoView {
+fn Audit(reload: RwSignal<u32>) -> impl IntoView {
     let api = use_api();
     let kind = RwSignal::new(String::new());
     let page = RwSignal::new(1u32);
     let events = LocalResource::new(move || {
         let (k, p) = (kind.get(), page.get());
+        reload.track();
         async move { api.audit(&k, p).await }
     });
     let kinds = [
@@ -183,6 +186,7 @@ fn Audit() -> impl IntoView {
             </select>
             {move || match events.get() {
                 None => view! { <p class="loading">"Loading…"</p> }.into_any(),
+                Some(Err(e)) if e.status == 403 => view! { <AccessDenied/> }.into_any(),
                 Some(Err(e)) => view! { <p class="error">{e.message}</p> }.into_any(),
                 Some(Ok(p)) if p.events.is_empty() => view! { <p class="muted">"No events."</p> }.into_any(),
                 Some(Ok(p)) => view! {
@@ -205,11 +209,7 @@ fn Audit() -> impl IntoView {
                     </div>
                 }.into_any(),
             }}
-            <div class="pager">
-                <button type="button" class="secondary" disabled=move || { page.get() <= 1 } on:click=move |_| page.update(|p| *p -= 1)>"Previous"</button>
-                <span>{move || format!("Page {} of {}", page.get(), last_page())}</span>
-                <button type="button" class="secondary" disabled=move || { page.get() >= last_page() } on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
-            </div>
+            <Pager page=page last=Signal::derive(last_page)/>
         </section>
     }
 }

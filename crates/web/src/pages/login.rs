@@ -7,15 +7,21 @@ use leptos_router::{
 
 use crate::{api::use_api, components::field::Field};
 
-/// Where to go after signing in: the page first asked for, if it is one of ours.
+/// Where to go after signing in: the page first asked for, if it is on this site (anything the
+/// URL parser resolves to another origin, such as `/\\evil.example`, is ignored).
 fn safe_redirect(raw: Option<String>) -> String {
-    match raw {
-        Some(path)
-            if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\\\") =>
-        {
-            path
+    let fallback = "/profile".to_owned();
+    let (Some(raw), Some(origin)) = (
+        raw,
+        web_sys::window().and_then(|w| w.location().origin().ok()),
+    ) else {
+        return fallback;
+    };
+    match web_sys::Url::new_with_base(&raw, &origin) {
+        Ok(url) if raw.starts_with('/') && url.origin() == origin => {
+            format!("{}{}{}", url.pathname(), url.search(), url.hash())
         }
-        _ => "/profile".to_owned(),
+        _ => fallback,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use api::Password;
 use leptos::{prelude::*, task::spawn_local};
+use leptos_router::{NavigateOptions, hooks::use_navigate};
 
 use crate::{api::use_api, components::field::Field, session::use_session};
 
@@ -17,13 +18,17 @@ pub fn ProfilePage() -> impl IntoView {
         }
     });
     let notice = RwSignal::new(None::<String>);
+    let navigate = use_navigate();
 
     let end = move |id: String, current: bool| {
+        let navigate = navigate.clone();
         spawn_local(async move {
             match api.end_session(&id).await {
                 Ok(message) => {
                     if current {
-                        // Ending this device's session is a logout.
+                        // Ending this device's session is a logout; leave the page first so
+                        // its guard does not ask to come back here.
+                        navigate("/login", NavigateOptions::default());
                         api.logout().await;
                     } else {
                         notice.set(Some(message));
@@ -59,13 +64,14 @@ pub fn ProfilePage() -> impl IntoView {
         <section class="card">
             <h2>"Active sessions"</h2>
             <p class="notice" role="status">{move || notice.get()}</p>
-            {move || match sessions.get() {
+            {let end = end.clone(); move || match sessions.get() {
                 None => view! { <p class="loading">"Loading…"</p> }.into_any(),
                 Some(Err(e)) => view! { <p class="error">{e.message}</p> }.into_any(),
                 Some(Ok(list)) if list.is_empty() => view! { <p class="muted">"No active sessions."</p> }.into_any(),
                 Some(Ok(list)) => view! {
                     <ul class="sessions" id="sessions">
                         {list.into_iter().map(|s| {
+                            let end = end.clone();
                             let id = s.id.clone();
                             let current = s.current;
                             view! {
@@ -87,13 +93,14 @@ pub fn ProfilePage() -> impl IntoView {
                 }.into_any(),
             }}
         </section>
-        <ChangePassword/>
+        <ChangePassword sessions_changed=reload/>
     }
 }
 
 #[component]
-fn ChangePassword() -> impl IntoView {
+fn ChangePassword(sessions_changed: RwSignal<u32>) -> impl IntoView {
     let api = use_api();
+    let pending = RwSignal::new(false);
     let current = RwSignal::new(String::new());
     let new = RwSignal::new(String::new());
     let message = RwSignal::new(None::<(bool, String)>);
@@ -106,9 +113,13 @@ fn ChangePassword() -> impl IntoView {
     let no_error = Signal::derive(|| None::<String>);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if new_error.get_untracked().is_some() || new.get_untracked().is_empty() {
+        if pending.get_untracked()
+            || new_error.get_untracked().is_some()
+            || new.get_untracked().is_empty()
+        {
             return;
         }
+        pending.set(true);
         spawn_local(async move {
             match api
                 .change_password(&current.get_untracked(), &new.get_untracked())
@@ -118,9 +129,12 @@ fn ChangePassword() -> impl IntoView {
                     current.set(String::new());
                     new.set(String::new());
                     message.set(Some((true, text)));
+                    // The server ended the other sessions.
+                    sessions_changed.update(|n| *n += 1);
                 }
                 Err(e) => message.set(Some((false, e.message))),
             }
+            pending.set(false);
         });
     };
     view! {
@@ -132,7 +146,7 @@ fn ChangePassword() -> impl IntoView {
                 <p role="status" class=move || if message.get().is_some_and(|(ok, _)| ok) { "success" } else { "error" }>
                     {move || message.get().map(|(_, m)| m)}
                 </p>
-                <button type="submit" id="change-password">"Change password"</button>
+                <button type="submit" id="change-password" disabled=move || pending.get()>"Change password"</button>
             </form>
         </section>
     }

@@ -1,6 +1,9 @@
 //! Sign-up with live validation by the same parsers the server uses.
 
-use api::{Email, Password, Username, wire::SignupRequest};
+use api::{
+    Email, Password, Username,
+    wire::{SignupRequest, messages},
+};
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::components::A;
 
@@ -49,6 +52,7 @@ pub fn Register() -> impl IntoView {
     Effect::new(move |_| {
         username.track();
         email.track();
+        password.track();
         server_error.set(None);
     });
 
@@ -72,9 +76,11 @@ pub fn Register() -> impl IntoView {
             match api.signup(&request).await {
                 Ok(message) => done.set(Some(message)),
                 Err(e) => {
-                    let field = if e.message.contains("Username") {
+                    let field = if e.message == messages::USERNAME_TAKEN
+                        || e.message.starts_with("Username")
+                    {
                         Some("username")
-                    } else if e.message.contains("Email") {
+                    } else if e.message == messages::EMAIL_TAKEN || e.message.starts_with("Email") {
                         Some("email")
                     } else if e.message.starts_with("Password") {
                         Some("password")
