@@ -52,8 +52,11 @@ async fn parallel_wrong_passwords_cannot_bypass_the_account_counter() {
         .iter()
         .filter(|(s, _)| *s == StatusCode::UNAUTHORIZED)
         .count();
-    // Exactly the free allowance was checked; everything else waited for back-off.
-    assert_eq!((checked, refused), (5, 15), "{results:?}");
+    // The free allowance was checked and the rest waited for the back-off. (One or two more
+    // may be checked if the machine is so slow that the first one-second back-off runs out
+    // before the last requests arrive; without the atomic counter all 20 would be.)
+    assert!((5..=7).contains(&checked), "{results:?}");
+    assert_eq!(checked + refused, 20, "{results:?}");
     assert!(
         results
             .iter()
@@ -63,7 +66,7 @@ async fn parallel_wrong_passwords_cannot_bypass_the_account_counter() {
                 .is_some_and(|r| r.parse::<u64>().unwrap() >= 1))
     );
     // Refused attempts never reached the password hasher.
-    assert_eq!(app.state.passwords.runs() - hashes_before, 5);
+    assert_eq!(app.state.passwords.runs() - hashes_before, checked as u64);
 
     // The account is backing off now, whatever the password (checked without racing the clock:
     // the first back-off is only a second long).

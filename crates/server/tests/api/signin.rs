@@ -82,14 +82,15 @@ async fn unknown_users_cost_as_much_time_as_wrong_passwords() {
         start.elapsed()
     }
     // One attempt per account (repeated failures on one account would trip its back-off).
-    // Without the dummy hash an unknown user would answer ~100x faster.
+    // Without the dummy hash an unknown user would answer ~100x faster; the wide bounds absorb
+    // a noisy shared machine.
     time(&app, &["warmup".to_owned()]).await;
     let wrong_password = time(&app, &names).await;
     let unknown: Vec<String> = (0..4).map(|i| format!("nobody{i}")).collect();
     let unknown_user = time(&app, &unknown).await;
     let ratio = unknown_user.as_secs_f64() / wrong_password.as_secs_f64();
     assert!(
-        (0.33..3.0).contains(&ratio),
+        (0.2..5.0).contains(&ratio),
         "unknown {unknown_user:?} vs wrong password {wrong_password:?}"
     );
 }
