@@ -2,15 +2,19 @@
 //!
 //! Hashes are argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane). Legacy bcrypt
 //! hashes, as the tutorial's database holds, still verify and are flagged for re-hashing.
-//! At most `concurrency` hashes run at once (each needs 19 MiB), and at most
+//! Hashes run on `concurrency` dedicated worker threads (each hash needs 19 MiB), and at most
 //! [`QUEUE_PER_WORKER`] per worker wait; beyond that callers get [`Error::Overloaded`] at
-//! once, so a sign-in flood can neither starve other requests nor exhaust memory.
+//! once, so a sign-in flood can neither starve other requests nor exhaust memory. Dedicated
+//! threads (rather than tokio's blocking pool, which may use a different thread, and so a
+//! different allocator arena, each time) also keep the memory the allocator holds on to
+//! bounded by the number of workers.
 
 use std::{
     num::NonZeroUsize,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
+        mpsc,
     },
 };
 
@@ -20,7 +24,7 @@ use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
     password_hash::SaltString,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::{Error, Result};
 
@@ -36,8 +40,11 @@ pub struct Passwords {
     inner: Arc<Inner>,
 }
 
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
 struct Inner {
-    running: Arc<Semaphore>,
+    /// Jobs for the worker threads; they stop when this is dropped.
+    jobs: mpsc::Sender<Job>,
     admitted: Arc<Semaphore>,
     /// Verified against when the user does not exist, so a miss costs the same as a wrong password.
     dummy_hash: String,
@@ -63,9 +70,18 @@ fn argon2() -> Argon2<'static> {
 impl Passwords {
     pub fn new(concurrency: NonZeroUsize) -> anyhow::Result<Self> {
         let dummy_hash = hash_now("tollgate dummy password for absent users")?;
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for worker in 0..concurrency.get() {
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name(format!("tollgate-hash-{worker}"))
+                .spawn(move || work(&receiver))
+                .context("cannot start a password hashing thread")?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
-                running: Arc::new(Semaphore::new(concurrency.get())),
+                jobs: sender,
                 admitted: Arc::new(Semaphore::new(concurrency.get() * (QUEUE_PER_WORKER + 1))),
                 dummy_hash,
                 runs: AtomicU64::new(0),
@@ -114,19 +130,32 @@ impl Passwords {
         let admitted = Arc::clone(&self.inner.admitted)
             .try_acquire_owned()
             .map_err(|_| Error::Overloaded)?;
-        let running = Arc::clone(&self.inner.running)
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Overloaded)?;
         self.inner.runs.fetch_add(1, Ordering::Relaxed);
-        // The permits move into the job: if the request is dropped meanwhile, the hash still
-        // counts against the limits until it really finishes.
-        tokio::task::spawn_blocking(move || {
-            let _permits = (admitted, running);
-            job()
-        })
-        .await
-        .context("password hashing task failed")?
+        let (done, result) = oneshot::channel();
+        // The admission permit moves into the job: if the request is dropped meanwhile, the
+        // hash still counts against the limit until it really finishes.
+        let job: Job = Box::new(move || {
+            let _admitted = admitted;
+            let _ = done.send(job());
+        });
+        self.inner
+            .jobs
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("password hashing threads stopped"))?;
+        result.await.context("password hashing job failed")?
+    }
+}
+
+/// A worker thread: runs jobs until the sender is gone. A panicking job (there should be none)
+/// is contained, so the worker lives on; its caller sees the job fail.
+fn work(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let next = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = next else { return };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
     }
 }
 
