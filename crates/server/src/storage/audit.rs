@@ -82,7 +82,7 @@ impl AuditEvent {
 }
 
 /// An event as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRecord {
     pub id: i64,
     pub at: i64,
@@ -93,17 +93,6 @@ pub struct AuditRecord {
     pub ip: Option<String>,
     pub detail: Option<String>,
 }
-
-type AuditRow = (
-    i64,
-    i64,
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
 
 impl Storage {
     pub async fn record_audit(&self, event: &AuditEvent, now: i64) -> Result<()> {
@@ -136,7 +125,7 @@ impl Storage {
     ) -> Result<(Vec<AuditRecord>, i64)> {
         let filter = "WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR kind = $2)";
         let kind = kind.map(AuditKind::as_str);
-        let (rows, total): (Vec<AuditRow>, (i64,)) = on_pool!(self, |pool| {
+        let (records, total): (Vec<AuditRecord>, (i64,)) = on_pool!(self, |pool| {
             let rows = sqlx::query_as(&format!(
                 "SELECT id, at, kind, user_id, actor_id, session_id, ip, detail FROM audit_events \
                  {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
@@ -154,21 +143,7 @@ impl Storage {
                 .await?;
             (rows, total)
         });
-        let records = rows
-            .into_iter()
-            .map(
-                |(id, at, kind, user_id, actor_id, session_id, ip, detail)| AuditRecord {
-                    id,
-                    at,
-                    kind,
-                    user_id,
-                    actor_id,
-                    session_id,
-                    ip,
-                    detail,
-                },
-            )
-            .collect();
+
         Ok((records, total.0))
     }
 }

@@ -28,7 +28,7 @@ pub struct TokenLookup {
 }
 
 /// A session as listed to its owner.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRecord {
     pub id: String,
     pub user_id: i64,
@@ -52,16 +52,6 @@ pub enum SessionFilter<'a> {
 }
 
 type LookupRow = (String, i64, Option<i64>, i64, i64, Option<i64>);
-type SessionRow = (
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-);
 
 impl Storage {
     /// Opens a session with its first refresh token, in one transaction.
@@ -249,51 +239,18 @@ impl Storage {
 
     /// The user's sessions that are neither ended nor expired, most recently used first.
     pub async fn active_sessions(&self, user_id: i64, now: i64) -> Result<Vec<SessionRecord>> {
-        self.sessions_where("s.user_id = $1", user_id, now).await
-    }
-
-    async fn sessions_where(
-        &self,
-        condition: &str,
-        user_id: i64,
-        now: i64,
-    ) -> Result<Vec<SessionRecord>> {
-        let sql = format!(
-            "SELECT s.id, s.user_id, s.created_at, s.last_used_at, s.idle_expires_at, \
-             s.absolute_expires_at, s.user_agent, s.ip FROM sessions s WHERE {condition} \
-             AND s.revoked_at IS NULL AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 \
-             ORDER BY s.last_used_at DESC, s.created_at DESC"
-        );
-        let rows: Vec<SessionRow> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql)
-                .bind(user_id)
-                .bind(now)
-                .fetch_all(pool)
-                .await?
+        let sessions = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at, \
+                 user_agent, ip FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+                 AND idle_expires_at > $2 AND absolute_expires_at > $2 \
+                 ORDER BY last_used_at DESC, created_at DESC",
+            )
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(pool)
+            .await?
         });
-        Ok(rows.into_iter().map(session_record).collect())
-    }
-}
-
-fn session_record(row: SessionRow) -> SessionRecord {
-    let (
-        id,
-        user_id,
-        created_at,
-        last_used_at,
-        idle_expires_at,
-        absolute_expires_at,
-        user_agent,
-        ip,
-    ) = row;
-    SessionRecord {
-        id,
-        user_id,
-        created_at,
-        last_used_at,
-        idle_expires_at,
-        absolute_expires_at,
-        user_agent,
-        ip,
+        Ok(sessions)
     }
 }

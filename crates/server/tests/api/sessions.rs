@@ -473,6 +473,62 @@ async fn changing_the_password_ends_every_other_session() {
     app.signin("alice", new_password)
         .await
         .assert(StatusCode::OK);
+    let (events, _) = app
+        .state
+        .storage
+        .audit_events(Some(1), None, 50, 0)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "password_changed"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_meets_the_account_back_off() {
+    let app = TestApp::new().await;
+    app.user_with_roles("alice", &[Role::User]).await;
+    let session = app.session("alice").await;
+    let change = |current: &str| {
+        crate::support::json_request(
+            Method::PUT,
+            "/api/user/password",
+            &json!({"currentPassword": current, "newPassword": "a brand new passphrase"}),
+            Some(&session.access),
+        )
+    };
+    // From an address this account never signed in from (the helper signed in from localhost):
+    // each wrong guess is counted like a failed sign-in...
+    let user = app
+        .state
+        .storage
+        .user_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let before = tollgate::clock::unix_now();
+    for _ in 0..5 {
+        app.send_from("203.0.113.99", change("guess"))
+            .await
+            .assert(StatusCode::BAD_REQUEST);
+    }
+    assert!(matches!(
+        app.state
+            .storage
+            .begin_signin_attempt(user, before)
+            .await
+            .unwrap(),
+        tollgate::storage::SigninAttempt::LockedUntil(_)
+    ));
+    // ...and while the account backs off, the route answers 429 without checking the password.
+    app.lock_out("alice").await;
+    let hashes = app.state.passwords.runs();
+    let refused = app.send_from("203.0.113.99", change(PASSWORD)).await;
+    refused.assert(StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(app.state.passwords.runs(), hashes);
 }
 
 #[tokio::test]

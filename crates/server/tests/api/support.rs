@@ -296,6 +296,29 @@ impl TestApp {
         }
     }
 
+    /// Puts the account into a long back-off (about 15 minutes) through the storage layer, whose
+    /// clock the test controls.
+    pub async fn lock_out(&self, username: &str) {
+        use tollgate::storage::SigninAttempt::{Allowed, LockedUntil};
+        let storage = &self.state.storage;
+        let user = storage
+            .user_by_username(username)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let real_now = tollgate::clock::unix_now();
+        let mut now = real_now - 1000;
+        for _ in 0..40 {
+            match storage.begin_signin_attempt(user, now).await.unwrap() {
+                Allowed => {}
+                LockedUntil(until) if until > real_now + 60 => return,
+                LockedUntil(until) => now = until,
+            }
+        }
+        panic!("could not put the account into a long back-off");
+    }
+
     /// A request from a given client address (as the TCP peer).
     pub async fn send_from(&self, ip: &str, mut request: Request<Body>) -> TestResponse {
         let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
