@@ -106,10 +106,6 @@ impl RoleSet {
     pub fn contains(self, role: Role) -> bool {
         self.0 & Self::bit(role) != 0
     }
-
-    pub fn iter(self) -> impl Iterator<Item = Role> {
-        Role::ALL.into_iter().filter(move |r| self.contains(*r))
-    }
 }
 
 impl FromIterator<Role> for RoleSet {

@@ -39,6 +39,21 @@ pub struct NewUser<'a> {
     pub roles: &'a [Role],
 }
 
+/// Inside a transaction `$tx` on either back end: gives the user each role of `$roles`.
+macro_rules! insert_roles {
+    ($tx:expr, $user_id:expr, $roles:expr) => {
+        for role in $roles {
+            sqlx::query(
+                "INSERT INTO user_roles (user_id, role_id) SELECT $1, id FROM roles WHERE name = $2",
+            )
+            .bind($user_id)
+            .bind(role.as_str())
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
 type UserRow = (i64, String, String, String, OffsetDateTime, bool, i64);
 
 const SELECT_USER: &str = "SELECT id, username, email, password_hash, created_at, disabled, \
@@ -112,16 +127,7 @@ impl Storage {
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
-                for role in user.roles {
-                    sqlx::query(
-                        "INSERT INTO user_roles (user_id, role_id) \
-                         SELECT $1, id FROM roles WHERE name = $2",
-                    )
-                    .bind(id)
-                    .bind(role.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                insert_roles!(tx, id, user.roles);
                 tx.commit().await?;
                 Ok::<_, sqlx::Error>(id)
             }
@@ -400,16 +406,7 @@ impl Storage {
                         .bind(user_id)
                         .execute(&mut *tx)
                         .await?;
-                    for role in roles {
-                        sqlx::query(
-                            "INSERT INTO user_roles (user_id, role_id) \
-                             SELECT $1, id FROM roles WHERE name = $2",
-                        )
-                        .bind(user_id)
-                        .bind(role.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    insert_roles!(tx, user_id, roles);
                 }
                 AdminChange::Disable | AdminChange::Enable => {
                     sqlx::query(
