@@ -22,7 +22,7 @@ use tower_http::{
 use crate::{
     clock::unix_now,
     config::Settings,
-    error::Error,
+    error::{Error, Unavailable},
     http::{admin, auth, content, meta, sessions, ui, user},
     limits::IpLimits,
     passwords::Passwords,
@@ -53,31 +53,47 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state on a migrated database: loads or creates the keys, loads the
-    /// revocations (and, on PostgreSQL, follows other nodes'), and starts housekeeping.
+    /// Builds the state of a serving node on a migrated database: [`Self::load`]s it, follows
+    /// revocations made elsewhere (other nodes, the CLI), and starts housekeeping.
     pub async fn new(storage: Storage, settings: Settings) -> anyhow::Result<Self> {
+        let state = Self::load(storage, settings).await?;
+        state.revocations.follow(&state.storage);
+        state.spawn_housekeeping();
+        Ok(state)
+    }
+
+    /// Builds the state on a migrated database, with no background work (the CLI's): loads or
+    /// creates the keys, records this node's token lifetime, loads the revocations.
+    pub async fn load(storage: Storage, settings: Settings) -> anyhow::Result<Self> {
         let tokens = Tokens::load(&storage, &settings).await?;
+        let ttl_secs = i64::try_from(settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        storage.note_access_token_ttl(ttl_secs).await?;
         let passwords = Passwords::new(settings.hash_concurrency)?;
         let revocations = Revocations::new(settings.access_token_ttl);
         revocations.reload(&storage).await?;
-        revocations.follow(&storage);
-        let state = Self {
+        Ok(Self {
             storage,
             tokens,
             passwords,
             revocations,
             limits: IpLimits::new(&settings.rate_limits),
             settings: Arc::new(settings),
-        };
-        state.spawn_housekeeping();
-        Ok(state)
+        })
     }
 
     /// Records an audit event. A failure to record is logged, not passed on: the action it
     /// describes has already happened.
     pub async fn audit(&self, event: AuditEvent) {
-        if let Err(e) = self.storage.record_audit(&event, unix_now()).await {
-            tracing::error!(error = %e, kind = event.kind.as_str(), "could not record audit event");
+        match self.storage.record_audit(&event, unix_now()).await {
+            Ok(()) => {}
+            // Logged once for the whole outage, not once per event.
+            Err(Error::Unavailable(unavailable)) => {
+                self.storage.report_unavailable(unavailable);
+                tracing::debug!(kind = event.kind.as_str(), "audit event not recorded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, kind = event.kind.as_str(), "could not record audit event");
+            }
         }
     }
 
@@ -162,6 +178,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_header_size))
+        .layer(middleware::from_fn_with_state(
+            state.storage.clone(),
+            note_outages,
+        ))
         .layer(cors)
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
@@ -180,6 +200,22 @@ pub fn router(state: AppState) -> Router {
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+/// Tells the storage of each request refused because the database is unavailable, so that an
+/// outage is logged once when it begins and once when it ends.
+async fn note_outages(
+    axum::extract::State(storage): axum::extract::State<Storage>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE
+        && let Some(unavailable) = response.extensions().get::<Unavailable>()
+    {
+        storage.report_unavailable(*unavailable);
+    }
+    response
 }
 
 /// Refuses requests whose headers add up to more than [`MAX_HEADER_BYTES`], with our JSON error.

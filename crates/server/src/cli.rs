@@ -7,19 +7,23 @@ use api::{Email, Password, Role, Username};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
-    config::{Settings, UserCommand},
-    passwords::Passwords,
-    storage::{NewUser, Storage},
+    app::AppState,
+    config::UserCommand,
+    domain::{
+        admin::{Actor, change_user},
+        sessions::Client,
+    },
+    storage::{AdminChange, NewUser},
 };
 
 /// Where `user add` reads a password from when no terminal is attached.
 pub const PASSWORD_ENV: &str = "TOLLGATE_PASSWORD";
 
-pub async fn run_user_command(
-    storage: &Storage,
-    settings: &Settings,
-    command: UserCommand,
-) -> anyhow::Result<()> {
+/// Runs a `tollgate user …` command. Changes go through the same domain steps as the admin
+/// API: audited, and live access tokens follow at once (a server on the same SQLite file
+/// within half a second, other PostgreSQL nodes through NOTIFY).
+pub async fn run_user_command(state: &AppState, command: UserCommand) -> anyhow::Result<()> {
+    let storage = &state.storage;
     match command {
         UserCommand::Add {
             username,
@@ -36,8 +40,7 @@ pub async fn run_user_command(
             }
             roles.sort();
             roles.dedup();
-            let passwords = Passwords::new(settings.hash_concurrency)?;
-            let hash = passwords.hash(&password).await?;
+            let hash = state.passwords.hash(&password).await?;
             let id = storage
                 .insert_user(&NewUser {
                     username: &username,
@@ -52,24 +55,36 @@ pub async fn run_user_command(
             );
         }
         UserCommand::Grant { username, role } => {
-            let id = user_id(storage, &username).await?;
-            let added = storage.grant_role(id, role).await?;
-            println!(
-                "{username} {} role {role}",
-                if added { "now has" } else { "already had" }
-            );
+            let user = user(state, &username).await?;
+            if user.roles.contains(&role) {
+                println!("{username} already had role {role}");
+            } else {
+                let mut roles = user.roles.clone();
+                roles.push(role);
+                roles.sort();
+                change(state, user.id, AdminChange::SetRoles(roles)).await?;
+                println!("{username} now has role {role}");
+            }
         }
         UserCommand::Revoke { username, role } => {
-            let id = user_id(storage, &username).await?;
-            let removed = storage.revoke_role(id, role).await?;
-            println!(
-                "{username} {} role {role}",
-                if removed {
-                    "no longer has"
-                } else {
-                    "did not have"
-                }
-            );
+            let user = user(state, &username).await?;
+            if user.roles.contains(&role) {
+                let roles: Vec<Role> = user.roles.iter().copied().filter(|r| *r != role).collect();
+                change(state, user.id, AdminChange::SetRoles(roles)).await?;
+                println!("{username} no longer has role {role}");
+            } else {
+                println!("{username} did not have role {role}");
+            }
+        }
+        UserCommand::Disable { username } => {
+            let user = user(state, &username).await?;
+            change(state, user.id, AdminChange::Disable).await?;
+            println!("{username} is disabled; their sessions have ended");
+        }
+        UserCommand::Enable { username } => {
+            let user = user(state, &username).await?;
+            change(state, user.id, AdminChange::Enable).await?;
+            println!("{username} is enabled");
         }
         UserCommand::List => {
             let users = storage.list_users().await?;
@@ -88,12 +103,18 @@ pub async fn run_user_command(
     Ok(())
 }
 
-async fn user_id(storage: &Storage, username: &Username) -> anyhow::Result<i64> {
-    storage
+async fn user(state: &AppState, username: &Username) -> anyhow::Result<crate::storage::UserRecord> {
+    state
+        .storage
         .user_by_username(username.as_str())
         .await?
-        .map(|u| u.id)
         .with_context(|| format!("no user named {username}"))
+}
+
+async fn change(state: &AppState, user_id: i64, change: AdminChange) -> anyhow::Result<()> {
+    change_user(state, Actor::Cli, user_id, change, &Client::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn role_list(roles: &[Role]) -> String {

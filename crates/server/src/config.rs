@@ -51,6 +51,17 @@ pub struct DatabaseArgs {
         global = true
     )]
     pub db_max_connections: u32,
+
+    /// How long a request waits for a database connection before it is answered 503 with
+    /// `Retry-After` (e.g. while PostgreSQL is down), e.g. `1s`, `500ms`.
+    #[arg(
+        long,
+        env = "TOLLGATE_DB_ACQUIRE_TIMEOUT",
+        default_value = "1s",
+        value_parser = parse_acquire_timeout,
+        global = true
+    )]
+    pub db_acquire_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +201,16 @@ pub enum UserCommand {
         #[arg(value_parser = parse_role)]
         role: Role,
     },
+    /// Disable a user: their sessions end and their tokens stop working at once.
+    Disable {
+        #[arg(value_parser = parse_username)]
+        username: Username,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        #[arg(value_parser = parse_username)]
+        username: Username,
+    },
     /// List users and their roles.
     List,
 }
@@ -318,6 +339,14 @@ fn parse_ttl(raw: &str) -> Result<Duration, String> {
         return Err("must be between 1 second and 24 hours".into());
     }
     Ok(ttl)
+}
+
+fn parse_acquire_timeout(raw: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(raw).map_err(|e| format!("{e} (try `1s`)"))?;
+    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(60) {
+        return Err("must be between 100ms and 60s".into());
+    }
+    Ok(timeout)
 }
 
 fn parse_lifetime(raw: &str) -> Result<Duration, String> {

@@ -21,6 +21,67 @@ pub enum RefreshFailure {
     Expired,
 }
 
+/// Why the database cannot take a request right now. The client may retry; nothing was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The disk (or the database's quota) is full: writes fail until space is freed.
+    DiskFull,
+    /// The database cannot be reached, or is shutting down, or is too busy to answer in time.
+    Down,
+}
+
+impl Unavailable {
+    pub fn message(self) -> &'static str {
+        match self {
+            Unavailable::DiskFull => {
+                "The server cannot store data right now (its storage is full); please retry later."
+            }
+            Unavailable::Down => "The database is unavailable; please retry shortly.",
+        }
+    }
+
+    fn retry_after_secs(self) -> u64 {
+        match self {
+            Unavailable::DiskFull => 30,
+            Unavailable::Down => 5,
+        }
+    }
+
+    /// Sorts a database failure: an outage the client may retry, or `None` for a fault.
+    pub fn classify(error: &sqlx::Error) -> Option<Self> {
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Some(Unavailable::Down),
+            sqlx::Error::Database(e) => {
+                let code = e.code()?;
+                match code.parse::<i32>() {
+                    // SQLite: the primary result code is the low byte of the extended one.
+                    Ok(sqlite) => match sqlite & 0xff {
+                        13 => Some(Unavailable::DiskFull),          // SQLITE_FULL
+                        5 | 6 | 10 | 14 => Some(Unavailable::Down), // BUSY, LOCKED, IOERR, CANTOPEN
+                        _ => None,
+                    },
+                    // PostgreSQL SQLSTATE: disk full, other resource shortages, connection
+                    // failures, shutdown, a read-only standby.
+                    Err(_) => match &*code {
+                        "53100" => Some(Unavailable::DiskFull),
+                        "25006" => Some(Unavailable::Down),
+                        state if state.starts_with("53") || state.starts_with("08") => {
+                            Some(Unavailable::Down)
+                        }
+                        state if state.starts_with("57P") => Some(Unavailable::Down),
+                        _ => None,
+                    },
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A field failed its parser; the message names the field.
@@ -74,8 +135,11 @@ pub enum Error {
     /// Too many password checks queued; the client should retry shortly.
     #[error("The server is busy; please retry shortly.")]
     Overloaded,
+    /// The database cannot take the request now (full disk, outage); 503 with `Retry-After`.
+    #[error("{}", .0.message())]
+    Unavailable(Unavailable),
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -110,8 +174,20 @@ impl Error {
             Error::CookieRefresh(_) => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Overloaded | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        match Unavailable::classify(&error) {
+            Some(unavailable) => {
+                tracing::debug!(error = %error, "database unavailable");
+                Error::Unavailable(unavailable)
+            }
+            None => Error::Database(error),
         }
     }
 }
@@ -187,7 +263,9 @@ impl IntoResponse for Error {
             Error::Internal(e) => tracing::error!(error = ?e, "internal error"),
             _ => {}
         }
-        let message = if status.is_server_error() && !matches!(self, Error::Overloaded) {
+        let message = if status.is_server_error()
+            && !matches!(self, Error::Overloaded | Error::Unavailable(_))
+        {
             "Internal server error.".to_owned()
         } else {
             self.to_string()
@@ -196,6 +274,11 @@ impl IntoResponse for Error {
             Error::AccountBackoff { retry_after_secs }
             | Error::RateLimited { retry_after_secs } => Some(retry_after_secs.max(&1).to_string()),
             Error::Overloaded => Some("1".to_owned()),
+            Error::Unavailable(unavailable) => Some(unavailable.retry_after_secs().to_string()),
+            _ => None,
+        };
+        let outage = match &self {
+            Error::Unavailable(unavailable) => Some(*unavailable),
             _ => None,
         };
         let mut response = match self {
@@ -216,6 +299,11 @@ impl IntoResponse for Error {
         }
         if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
             headers.insert(header::RETRY_AFTER, value);
+        }
+        // Outages are logged once each, by the layer that sees this mark (see `app`), not here
+        // once per refused request.
+        if let Some(unavailable) = outage {
+            response.extensions_mut().insert(unavailable);
         }
         response
     }

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tollgate::{
     AppState, cli,
     config::{Cli, Command},
-    storage::Storage,
+    storage::{PoolSettings, Storage},
 };
 use tracing_subscriber::EnvFilter;
 
@@ -31,15 +31,19 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Cli) -> anyhow::Result<()> {
     let settings = args.server.settings()?;
-    let storage = Storage::connect(
+    let storage = Storage::connect_with(
         args.database.database_url.expose_secret(),
-        args.database.db_max_connections,
+        PoolSettings {
+            max_connections: args.database.db_max_connections,
+            acquire_timeout: args.database.db_acquire_timeout,
+        },
     )
     .await?;
     storage.migrate().await?;
 
     if let Some(Command::User(command)) = args.command {
-        let result = cli::run_user_command(&storage, &settings, command).await;
+        let state = AppState::load(storage.clone(), settings).await?;
+        let result = cli::run_user_command(&state, command).await;
         storage.close().await;
         return result;
     }

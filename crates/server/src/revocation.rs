@@ -7,7 +7,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
@@ -15,15 +18,17 @@ use sqlx::postgres::PgListener;
 
 use crate::{
     clock::{self, unix_now},
-    storage::{REVOCATION_CHANNEL, Revocation, Storage},
+    storage::{REVOCATION_CHANNEL, Revocation, RevocationNotice, Storage},
     tokens::Principal,
 };
 
 #[derive(Clone, Default)]
 pub struct Revocations {
     state: Arc<RwLock<State>>,
-    /// How long an entry matters: as long as an access token can live.
+    /// This node's access-token lifetime: how long to keep a notice that carries no expiry.
     ttl: Duration,
+    /// The newest revocation row seen (SQLite polling).
+    last_row: Arc<AtomicI64>,
 }
 
 #[derive(Default)]
@@ -39,6 +44,7 @@ impl Revocations {
         Self {
             state: Arc::default(),
             ttl,
+            last_row: Arc::default(),
         }
     }
 
@@ -55,28 +61,48 @@ impl Revocations {
                 .is_some_and(|(min_version, _)| principal.version < *min_version)
     }
 
-    pub fn apply(&self, revocation: &Revocation) {
-        let forget_at = clock::after(unix_now(), self.ttl);
+    /// Applies a revocation until the notice's expiry.
+    pub fn apply(&self, notice: &RevocationNotice) {
+        let forget_at = self.forget_at(notice, unix_now());
         let mut state = self
             .state
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.insert(revocation, forget_at);
+        state.insert(&notice.revocation, forget_at);
+    }
+
+    fn forget_at(&self, notice: &RevocationNotice, now: i64) -> i64 {
+        if notice.expires_at > 0 {
+            notice.expires_at
+        } else {
+            clock::after(now, self.ttl)
+        }
     }
 
     /// Replaces everything with what the database holds.
     pub async fn reload(&self, storage: &Storage) -> crate::error::Result<()> {
         let now = unix_now();
-        let all = storage.active_revocations(now).await?;
-        let forget_at = clock::after(now, self.ttl);
+        let (all, last_row) = storage.active_revocations(now).await?;
         let mut fresh = State::default();
-        for revocation in &all {
-            fresh.insert(revocation, forget_at);
+        for notice in &all {
+            fresh.insert(&notice.revocation, self.forget_at(notice, now));
         }
         *self
             .state
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        self.last_row.store(last_row, Ordering::Release);
+        Ok(())
+    }
+
+    /// Applies the rows recorded since the last look (SQLite: by the CLI or another process).
+    pub async fn catch_up(&self, storage: &Storage) -> crate::error::Result<()> {
+        let after = self.last_row.load(Ordering::Acquire);
+        let (notices, last_row) = storage.revocations_after(after).await?;
+        for notice in &notices {
+            self.apply(notice);
+        }
+        self.last_row.fetch_max(last_row, Ordering::AcqRel);
         Ok(())
     }
 
@@ -91,35 +117,64 @@ impl Revocations {
         state.users.retain(|_, (_, forget_at)| *forget_at > now);
     }
 
-    /// On PostgreSQL, follows other nodes' revocations until the process ends.
+    /// Follows revocations made elsewhere until the process ends: on PostgreSQL other nodes'
+    /// (LISTEN/NOTIFY), on SQLite other processes' on the same file (polled twice a second).
     pub fn follow(&self, storage: &Storage) {
-        let Some(pool) = storage.postgres_pool().cloned() else {
-            return;
-        };
         let revocations = self.clone();
         let storage = storage.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = revocations.listen(&pool, &storage).await {
-                    tracing::warn!(error = %e, "revocation listener lost; reconnecting");
+        let Some(pool) = storage.postgres_pool().cloned() else {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(500));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = revocations.catch_up(&storage).await {
+                        tracing::debug!(error = %e, "polling revocations failed");
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            });
+            return;
+        };
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(250);
+            let mut lost = false;
+            loop {
+                match revocations.listen(&pool, &storage, &mut lost).await {
+                    Ok(()) => delay = Duration::from_millis(250),
+                    Err(e) => {
+                        // Logged once per outage, not once per attempt.
+                        if !lost {
+                            tracing::warn!(error = %e, "revocation listener lost; reconnecting");
+                        }
+                        lost = true;
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
             }
         });
     }
 
-    async fn listen(&self, pool: &sqlx::PgPool, storage: &Storage) -> anyhow::Result<()> {
+    async fn listen(
+        &self,
+        pool: &sqlx::PgPool,
+        storage: &Storage,
+        lost: &mut bool,
+    ) -> anyhow::Result<()> {
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(REVOCATION_CHANNEL).await?;
         // Subscribed first, then reloaded: nothing can fall between the two.
         self.reload(storage).await?;
+        if std::mem::take(lost) {
+            tracing::info!("revocation listener back; revocations reloaded");
+        }
         loop {
             // `None` means the connection dropped; start over (and reload).
             let Some(notification) = listener.try_recv().await? else {
                 return Ok(());
             };
-            match Revocation::from_payload(notification.payload()) {
-                Some(revocation) => self.apply(&revocation),
+            match RevocationNotice::from_payload(notification.payload()) {
+                Some(notice) => self.apply(&notice),
                 None => tracing::warn!(payload = notification.payload(), "unreadable revocation"),
             }
         }

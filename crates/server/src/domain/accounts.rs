@@ -9,8 +9,10 @@ use crate::{
     app::AppState,
     clock::unix_now,
     error::{Error, Result},
-    passwords::Verdict,
-    storage::{AuditEvent, AuditKind, NewUser, SessionFilter, SigninAttempt, UserRecord},
+    passwords::{MAX_PASSWORD_BYTES, Verdict},
+    storage::{
+        AuditEvent, AuditKind, NewUser, SessionFilter, SigninAttempt, ThrottleKey, UserRecord,
+    },
     tokens::{IssuedToken, Principal},
 };
 
@@ -84,9 +86,10 @@ pub struct SignedIn {
 }
 
 /// Checks a username and password and opens a session. Unknown users and wrong passwords fail
-/// alike, in the same time: an unknown user's password is checked against a dummy hash. An
-/// account that keeps failing backs off (429) before any hashing. A legacy or weaker hash is
-/// replaced by a fresh argon2id hash on success.
+/// alike, in the same time: an unknown user's password is checked against a dummy hash, and
+/// every name typed, existing or not, counts failures and backs off (429) the same way, before
+/// any hashing. A legacy or weaker hash is replaced by a fresh argon2id hash on success. The
+/// session opens only if the password verified is still the user's when it is stored.
 pub async fn sign_in(
     state: &AppState,
     username: &str,
@@ -102,13 +105,18 @@ pub async fn sign_in(
     } else {
         None
     };
-    if let Some(user) = &user {
-        guard_attempt(state, user.id, client).await?;
-    }
-    let verdict = state
-        .passwords
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await?;
+    let key = ThrottleKey::for_name(username);
+    guard_attempt(state, &key, user.as_ref().map(|u| u.id), client).await?;
+    let verdict = if password.len() > MAX_PASSWORD_BYTES {
+        // Nobody's password: refused, but only after as much work as any wrong password.
+        state.passwords.verify("", None).await?;
+        Verdict::Mismatch
+    } else {
+        state
+            .passwords
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?
+    };
     let user = match (user, verdict) {
         (Some(user), Verdict::Match | Verdict::MatchNeedsRehash) => user,
         (user, _) => {
@@ -125,14 +133,14 @@ pub async fn sign_in(
             return Err(Error::InvalidCredentials);
         }
     };
-    state.storage.signin_succeeded(user.id).await?;
+    state.storage.signin_succeeded(&key).await?;
     if user.disabled {
         return Err(Error::AccountDisabled);
     }
+    let (access, grant) = sessions::open(state, &user, client).await?;
     if verdict == Verdict::MatchNeedsRehash {
         rehash(state, &user, password).await;
     }
-    let (access, grant) = sessions::open(state, &user, client).await?;
     state
         .audit(AuditEvent {
             ip: client.ip.clone(),
@@ -147,18 +155,30 @@ pub async fn sign_in(
     })
 }
 
-/// Counts a password attempt against the account before any hashing; refuses with 429 while
-/// it backs off. A client address this account has signed in from before is let through even
-/// then (still limited per IP), so an attacker elsewhere cannot lock the owner out.
-async fn guard_attempt(state: &AppState, user_id: i64, client: &Client) -> Result<()> {
+/// Counts a password attempt against the name before any hashing; refuses with 429 while it
+/// backs off. The owner is let through even then (still limited per IP), so an attacker
+/// elsewhere cannot lock them out: that is, a client at an address where this account's
+/// correct password was given for a session that is still valid and was opened with the
+/// current password. Unknown names take the same steps.
+async fn guard_attempt(
+    state: &AppState,
+    key: &ThrottleKey,
+    user_id: Option<i64>,
+    client: &Client,
+) -> Result<()> {
     let now = unix_now();
-    let SigninAttempt::LockedUntil(until) =
-        state.storage.begin_signin_attempt(user_id, now).await?
+    let SigninAttempt::LockedUntil(until) = state.storage.begin_signin_attempt(key, now).await?
     else {
         return Ok(());
     };
     let known_client = match &client.ip {
-        Some(ip) => state.storage.has_signed_in_from(user_id, ip).await?,
+        // An unknown name looks for a user that cannot exist, at the same cost.
+        Some(ip) => {
+            state
+                .storage
+                .has_trusted_session_from(user_id.unwrap_or(-1), ip, now)
+                .await?
+        }
         None => false,
     };
     if known_client {
@@ -193,26 +213,42 @@ pub async fn change_password(
         .ok_or(Error::NotFound("User not found."))?;
     // Guessing the current password with a stolen access token meets the same back-off as
     // guessing at sign-in.
-    guard_attempt(state, user_id, client).await?;
-    let verdict = state
-        .passwords
-        .verify(current, Some(&user.password_hash))
-        .await?;
+    let key = ThrottleKey::for_name(&user.username);
+    guard_attempt(state, &key, Some(user_id), client).await?;
+    let verdict = if current.len() > MAX_PASSWORD_BYTES {
+        Verdict::Mismatch
+    } else {
+        state
+            .passwords
+            .verify(current, Some(&user.password_hash))
+            .await?
+    };
     if verdict == Verdict::Mismatch {
         return Err(Error::WrongCurrentPassword);
     }
-    state.storage.signin_succeeded(user_id).await?;
+    state.storage.signin_succeeded(&key).await?;
     let hash = state.passwords.hash(new).await?;
-    state.storage.set_password_hash(user_id, &hash).await?;
-    sessions::end_sessions(
-        state,
-        SessionFilter::AllOfExcept {
+    // The new password and the end of every other session land together, and only if the
+    // password verified above is still the current one.
+    let now = unix_now();
+    let notices = state
+        .storage
+        .replace_password(
             user_id,
-            keep: current_session,
-        },
-        "password changed",
-    )
-    .await?;
+            user.credential_version,
+            &hash,
+            SessionFilter::AllOfExcept {
+                user_id,
+                keep: current_session,
+            },
+            now,
+            sessions::own_ttl_secs(state),
+        )
+        .await?
+        .ok_or(Error::WrongCurrentPassword)?;
+    for notice in &notices {
+        state.revocations.apply(notice);
+    }
     state
         .audit(AuditEvent {
             ip: client.ip.clone(),

@@ -1,36 +1,76 @@
-//! What admins do to other users. Every change is audited with the admin as actor.
+//! What admins do to other users, through the API or the command line. Every change is
+//! audited with who made it, and takes effect on live access tokens at once.
 
 use crate::{
     app::AppState,
-    clock::{self, unix_now},
-    domain::sessions::{Client, end_sessions},
+    clock::unix_now,
+    domain::sessions::{Client, end_sessions, own_ttl_secs},
     error::Result,
-    storage::{AdminChange, AuditEvent, AuditKind, SessionFilter},
+    storage::{AdminChange, AuditEvent, AuditKind, SessionFilter, ThrottleKey},
     tokens::Principal,
 };
 
+/// Who makes an administrative change.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// An admin, through the API.
+    Admin(&'a Principal),
+    /// An operator, through `tollgate user …`.
+    Cli,
+}
+
+impl Actor<'_> {
+    fn audit(self, mut event: AuditEvent, client: &Client) -> AuditEvent {
+        match self {
+            Actor::Admin(admin) => {
+                event.actor_id = Some(admin.user_id);
+                event.ip = client.ip.clone();
+            }
+            Actor::Cli => {
+                event.detail = Some(match event.detail {
+                    Some(detail) => format!("{detail} (cli)"),
+                    None => "cli".to_owned(),
+                });
+            }
+        }
+        event
+    }
+}
+
 /// Changes a user's roles, or disables, enables or deletes them. Their access tokens stop
-/// working at once (a role change makes clients refresh and pick up the new roles); disabling
-/// also ends their sessions. The last enabled admin cannot be demoted, disabled or deleted.
+/// working at once, on every node and in a server running on the same SQLite file (a role
+/// change makes clients refresh and pick up the new roles); disabling also ends their
+/// sessions. The last enabled admin cannot be demoted, disabled or deleted.
 pub async fn change_user(
     state: &AppState,
-    admin: &Principal,
+    actor: Actor<'_>,
     user_id: i64,
     change: AdminChange,
     client: &Client,
 ) -> Result<()> {
-    let now = unix_now();
-    let revocation = state
+    let username = match change {
+        AdminChange::Enable => state.storage.user_by_id(user_id).await?.map(|u| u.username),
+        _ => None,
+    };
+    let notice = state
         .storage
-        .apply_admin_change(
-            user_id,
-            &change,
-            clock::after(now, state.tokens.access_token_ttl()),
-        )
+        .apply_admin_change(user_id, &change, unix_now(), own_ttl_secs(state))
         .await?;
-    state.revocations.apply(&revocation);
-    if change == AdminChange::Disable {
-        end_sessions(state, SessionFilter::AllOf { user_id }, "user disabled").await?;
+    state.revocations.apply(&notice);
+    match &change {
+        AdminChange::Disable => {
+            end_sessions(state, SessionFilter::AllOf { user_id }, "user disabled").await?;
+        }
+        // A fresh start: no back-off left over from before.
+        AdminChange::Enable => {
+            if let Some(username) = username {
+                state
+                    .storage
+                    .signin_succeeded(&ThrottleKey::for_name(&username))
+                    .await?;
+            }
+        }
+        AdminChange::SetRoles(_) | AdminChange::Delete => {}
     }
     let (kind, detail) = match &change {
         AdminChange::SetRoles(roles) => (
@@ -48,12 +88,13 @@ pub async fn change_user(
         AdminChange::Delete => (AuditKind::UserDeleted, None),
     };
     state
-        .audit(AuditEvent {
-            actor_id: Some(admin.user_id),
-            ip: client.ip.clone(),
-            detail,
-            ..AuditEvent::new(kind, Some(user_id))
-        })
+        .audit(actor.audit(
+            AuditEvent {
+                detail,
+                ..AuditEvent::new(kind, Some(user_id))
+            },
+            client,
+        ))
         .await;
     Ok(())
 }
@@ -61,18 +102,19 @@ pub async fn change_user(
 /// Ends every session of a user.
 pub async fn end_user_sessions(
     state: &AppState,
-    admin: &Principal,
+    actor: Actor<'_>,
     user_id: i64,
     client: &Client,
 ) -> Result<usize> {
     let ended = end_sessions(state, SessionFilter::AllOf { user_id }, "ended by admin").await?;
     state
-        .audit(AuditEvent {
-            actor_id: Some(admin.user_id),
-            ip: client.ip.clone(),
-            detail: Some(format!("{} sessions", ended.len())),
-            ..AuditEvent::new(AuditKind::SessionRevoked, Some(user_id))
-        })
+        .audit(actor.audit(
+            AuditEvent {
+                detail: Some(format!("{} sessions", ended.len())),
+                ..AuditEvent::new(AuditKind::SessionRevoked, Some(user_id))
+            },
+            client,
+        ))
         .await;
     Ok(ended.len())
 }

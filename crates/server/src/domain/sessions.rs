@@ -4,7 +4,9 @@ use crate::{
     app::AppState,
     clock::{self, unix_now},
     error::{Error, RefreshFailure, Result},
-    storage::{AuditEvent, AuditKind, Revocation, SessionFilter, UserRecord},
+    storage::{
+        AuditEvent, AuditKind, NewSession, Revocation, SessionFilter, SessionOpened, UserRecord,
+    },
     tokens::{IssuedToken, RefreshToken, Subject, Tokens},
 };
 
@@ -31,7 +33,9 @@ pub struct Refreshed {
     pub grant: Grant,
 }
 
-/// Opens a session for a user who just proved who they are.
+/// Opens a session for a user who just proved who they are. If the password they proved
+/// changed meanwhile, or the user was disabled or deleted, no session opens and the sign-in
+/// fails as with a wrong password.
 pub async fn open(
     state: &AppState,
     user: &UserRecord,
@@ -43,9 +47,9 @@ pub async fn open(
     let refresh_token = state.tokens.new_refresh_token()?;
     let absolute_expires_at = clock::after(now, settings.refresh_absolute_ttl);
     let idle_expires_at = clock::after(now, settings.refresh_idle_ttl).min(absolute_expires_at);
-    state
+    let opened = state
         .storage
-        .insert_session(&crate::storage::NewSession {
+        .insert_session(&NewSession {
             id: &session_id,
             user_id: user.id,
             now,
@@ -54,8 +58,12 @@ pub async fn open(
             user_agent: client.user_agent.as_deref(),
             ip: client.ip.as_deref(),
             token_hash: &Tokens::refresh_hash(&refresh_token),
+            credential_version: user.credential_version,
         })
         .await?;
+    if opened == SessionOpened::CredentialChanged {
+        return Err(Error::InvalidCredentials);
+    }
     let access = issue_access(state, user, &session_id)?;
     Ok((
         access,
@@ -191,25 +199,28 @@ pub async fn session_of(state: &AppState, presented: &str) -> Result<Option<(Str
 }
 
 /// Ends sessions and makes their access tokens stop working at once, here and on every node.
+/// Returns the ids of the sessions ended.
 pub async fn end_sessions(
     state: &AppState,
     filter: SessionFilter<'_>,
     reason: &str,
 ) -> Result<Vec<String>> {
-    let now = unix_now();
-    let ended = state
+    let notices = state
         .storage
-        .revoke_sessions(
-            filter,
-            reason,
-            now,
-            clock::after(now, state.tokens.access_token_ttl()),
-        )
+        .revoke_sessions(filter, reason, unix_now(), own_ttl_secs(state))
         .await?;
-    for id in &ended {
-        state
-            .revocations
-            .apply(&Revocation::Session { id: id.clone() });
+    let mut ended = Vec::with_capacity(notices.len());
+    for notice in notices {
+        state.revocations.apply(&notice);
+        if let Revocation::Session { id } = notice.revocation {
+            ended.push(id);
+        }
     }
     Ok(ended)
+}
+
+/// This node's access-token lifetime in seconds: a revocation it records lasts at least this
+/// long (and as long as any other node's, see the storage).
+pub fn own_ttl_secs(state: &AppState) -> i64 {
+    i64::try_from(state.tokens.access_token_ttl().as_secs()).unwrap_or(i64::MAX / 2)
 }

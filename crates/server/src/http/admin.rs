@@ -12,7 +12,7 @@ use super::extract::{Admin, ClientInfo, Json, Path, Query, RequireRole};
 use crate::{
     app::AppState,
     clock::rfc3339,
-    domain::admin::{change_user, end_user_sessions},
+    domain::admin::{Actor, change_user, end_user_sessions},
     error::{Error, Result},
     storage::{AdminChange, AuditKind, UserRecord},
 };
@@ -136,7 +136,7 @@ pub async fn set_roles(
     }
     change_user(
         &state,
-        &admin,
+        Actor::Admin(&admin),
         id,
         AdminChange::SetRoles(roles),
         &client.client(),
@@ -151,7 +151,14 @@ pub async fn disable(
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {
-    change_user(&state, &admin, id, AdminChange::Disable, &client.client()).await?;
+    change_user(
+        &state,
+        Actor::Admin(&admin),
+        id,
+        AdminChange::Disable,
+        &client.client(),
+    )
+    .await?;
     Ok(done("User disabled."))
 }
 
@@ -161,7 +168,14 @@ pub async fn enable(
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {
-    change_user(&state, &admin, id, AdminChange::Enable, &client.client()).await?;
+    change_user(
+        &state,
+        Actor::Admin(&admin),
+        id,
+        AdminChange::Enable,
+        &client.client(),
+    )
+    .await?;
     Ok(done("User enabled."))
 }
 
@@ -171,7 +185,14 @@ pub async fn delete_user(
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {
-    change_user(&state, &admin, id, AdminChange::Delete, &client.client()).await?;
+    change_user(
+        &state,
+        Actor::Admin(&admin),
+        id,
+        AdminChange::Delete,
+        &client.client(),
+    )
+    .await?;
     Ok(done("User deleted."))
 }
 
@@ -184,7 +205,7 @@ pub async fn end_sessions(
     if state.storage.user_by_id(id).await?.is_none() {
         return Err(Error::NotFound("User not found."));
     }
-    let ended = end_user_sessions(&state, &admin, id, &client.client()).await?;
+    let ended = end_user_sessions(&state, Actor::Admin(&admin), id, &client.client()).await?;
     Ok(done(&format!("{ended} session(s) ended.")))
 }
 

@@ -1,7 +1,45 @@
 //! Sessions (refresh-token families) and their refresh tokens, stored as SHA-256 hashes only.
 
-use super::{Revocation, Storage, on_pool, record_revocation};
+use super::{Backend, RevocationNotice, Storage, on_pool};
 use crate::error::Result;
+
+/// Inside a transaction `$tx` on either back end: ends the sessions chosen by `$filter` (a
+/// [`SessionFilter`]) for `$reason` and records a revocation for each, evaluating to their
+/// [`RevocationNotice`]s.
+macro_rules! revoke_in {
+    ($storage:expr, $tx:expr, $filter:expr, $reason:expr, $now:expr, $own_ttl_secs:expr) => {{
+        let (condition, user_id, other) = match $filter {
+            $crate::storage::SessionFilter::One { id, user_id } => ("id = $4", user_id, id),
+            $crate::storage::SessionFilter::AllOf { user_id } => ("$4 = $4", user_id, ""),
+            $crate::storage::SessionFilter::AllOfExcept { user_id, keep } => {
+                ("id <> $4", user_id, keep)
+            }
+        };
+        let sql = format!(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+             WHERE user_id = $3 AND revoked_at IS NULL AND {condition} RETURNING id"
+        );
+        let ids: Vec<(String,)> = sqlx::query_as(&sql)
+            .bind($now)
+            .bind($reason)
+            .bind(user_id)
+            .bind(other)
+            .fetch_all(&mut *$tx)
+            .await?;
+        let mut notices = Vec::with_capacity(ids.len());
+        for (id,) in ids {
+            notices.push($crate::storage::record_revocation!(
+                $storage,
+                $tx,
+                &$crate::storage::Revocation::Session { id },
+                $now,
+                $own_ttl_secs
+            ));
+        }
+        notices
+    }};
+}
+pub(crate) use revoke_in;
 
 /// A session being opened at sign-in, with its first refresh token.
 #[derive(Debug)]
@@ -14,6 +52,16 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub token_hash: &'a [u8],
+    /// The credential the sign-in verified: the session opens only if it is still current.
+    pub credential_version: i64,
+}
+
+/// Whether a session was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionOpened {
+    Opened,
+    /// The password changed since it was verified, or the user was disabled or deleted.
+    CredentialChanged,
 }
 
 /// A refresh token found by its hash, with its session.
@@ -54,34 +102,62 @@ pub enum SessionFilter<'a> {
 type LookupRow = (String, i64, Option<i64>, i64, i64, Option<i64>);
 
 impl Storage {
-    /// Opens a session with its first refresh token, in one transaction.
-    pub async fn insert_session(&self, session: &NewSession<'_>) -> Result<()> {
-        on_pool!(self, |pool| {
+    /// Opens a session with its first refresh token, in one transaction, if and only if the
+    /// user still exists, is enabled and still has the credential the sign-in verified. On
+    /// PostgreSQL the user's row is share-locked, so a password change waits for this
+    /// transaction (and then ends the session) or this one sees the change.
+    pub async fn insert_session(&self, session: &NewSession<'_>) -> Result<SessionOpened> {
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        };
+        let insert = format!(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, \
+             absolute_expires_at, user_agent, ip, signin_ip, credential_version) \
+             SELECT $1, id, $3, $3, $4, $5, $6, $7, $7, credential_version FROM users \
+             WHERE id = $2 AND credential_version = $8 AND disabled = FALSE{lock}"
+        );
+        let opened = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, \
-                 absolute_expires_at, user_agent, ip) VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
-            )
-            .bind(session.id)
-            .bind(session.user_id)
-            .bind(session.now)
-            .bind(session.idle_expires_at)
-            .bind(session.absolute_expires_at)
-            .bind(session.user_agent)
-            .bind(session.ip)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)",
-            )
-            .bind(session.token_hash)
-            .bind(session.id)
-            .bind(session.now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?
+            let inserted = sqlx::query(&insert)
+                .bind(session.id)
+                .bind(session.user_id)
+                .bind(session.now)
+                .bind(session.idle_expires_at)
+                .bind(session.absolute_expires_at)
+                .bind(session.user_agent)
+                .bind(session.ip)
+                .bind(session.credential_version)
+                .execute(&mut *tx)
+                .await;
+            let inserted = match inserted {
+                Ok(done) => done.rows_affected(),
+                // The user was deleted between the check and the insert (PostgreSQL).
+                Err(e)
+                    if e.as_database_error()
+                        .is_some_and(|d| d.is_foreign_key_violation()) =>
+                {
+                    0
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if inserted == 0 {
+                tx.rollback().await?;
+                SessionOpened::CredentialChanged
+            } else {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(session.token_hash)
+                .bind(session.id)
+                .bind(session.now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                SessionOpened::Opened
+            }
         });
-        Ok(())
+        Ok(opened)
     }
 
     pub async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<TokenLookup>> {
@@ -185,54 +261,39 @@ impl Storage {
     }
 
     /// Ends the sessions chosen by `filter` and records a revocation for each, so their access
-    /// tokens stop working everywhere. Returns the ids of the sessions ended.
+    /// tokens stop working everywhere. Returns the revocations made.
     pub async fn revoke_sessions(
         &self,
         filter: SessionFilter<'_>,
         reason: &str,
         now: i64,
-        revocation_expires_at: i64,
-    ) -> Result<Vec<String>> {
-        let (condition, user_id, other) = match filter {
-            SessionFilter::One { id, user_id } => ("id = $4", user_id, id),
-            SessionFilter::AllOf { user_id } => ("$4 = $4", user_id, ""),
-            SessionFilter::AllOfExcept { user_id, keep } => ("id <> $4", user_id, keep),
-        };
-        let sql = format!(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
-             WHERE user_id = $3 AND revoked_at IS NULL AND {condition} RETURNING id"
-        );
-        let ended: Vec<String> = on_pool!(self, |pool| {
+        own_ttl_secs: i64,
+    ) -> Result<Vec<RevocationNotice>> {
+        let notices = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let ids: Vec<(String,)> = sqlx::query_as(&sql)
-                .bind(now)
-                .bind(reason)
-                .bind(user_id)
-                .bind(other)
-                .fetch_all(&mut *tx)
-                .await?;
-            for (id,) in &ids {
-                record_revocation!(
-                    self,
-                    tx,
-                    &Revocation::Session { id: id.clone() },
-                    revocation_expires_at
-                );
-            }
+            let notices = revoke_in!(self, tx, filter, reason, now, own_ttl_secs);
             tx.commit().await?;
-            ids.into_iter().map(|(id,)| id).collect()
+            notices
         });
-        Ok(ended)
+        Ok(notices)
     }
 
-    /// Whether the user ever opened a session from `ip` (kept until a day after it expires).
-    pub async fn has_signed_in_from(&self, user_id: i64, ip: &str) -> Result<bool> {
+    /// Whether `ip` is where the user gave the correct password for a session that is still
+    /// valid and was opened with the current password. Refreshes move a session's `ip`, never
+    /// its `signin_ip`.
+    pub async fn has_trusted_session_from(&self, user_id: i64, ip: &str, now: i64) -> Result<bool> {
         let found: Option<(i64,)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT user_id FROM sessions WHERE user_id = $1 AND ip = $2 LIMIT 1")
-                .bind(user_id)
-                .bind(ip)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.user_id = $1 AND s.signin_ip = $2 AND s.revoked_at IS NULL \
+                 AND s.idle_expires_at > $3 AND s.absolute_expires_at > $3 \
+                 AND s.credential_version = u.credential_version LIMIT 1",
+            )
+            .bind(user_id)
+            .bind(ip)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
         });
         Ok(found.is_some())
     }

@@ -3,7 +3,10 @@
 use api::{Email, Role, Username};
 use time::OffsetDateTime;
 
-use super::{Backend, Revocation, Storage, is_unique_violation, on_pool, record_revocation};
+use super::{
+    Backend, Revocation, RevocationNotice, SessionFilter, Storage, is_unique_violation, on_pool,
+    record_revocation,
+};
 use crate::error::{Error, Result};
 
 /// A user as the domain sees it.
@@ -18,6 +21,8 @@ pub struct UserRecord {
     pub disabled: bool,
     /// Access tokens carry this; bumping it invalidates the user's older tokens.
     pub token_version: i64,
+    /// Bumped when the password changes; a session opens only for the version verified.
+    pub credential_version: i64,
 }
 
 impl UserRecord {
@@ -54,24 +59,10 @@ macro_rules! insert_roles {
     };
 }
 
-type UserRow = (i64, String, String, String, OffsetDateTime, bool, i64);
+type UserRow = (i64, String, String, String, OffsetDateTime, bool, i64, i64);
 
 const SELECT_USER: &str = "SELECT id, username, email, password_hash, created_at, disabled, \
-     token_version FROM users";
-
-/// Failures allowed before back-off starts.
-pub const FREE_SIGNIN_FAILURES: i64 = 5;
-/// Longest back-off, in seconds.
-pub const MAX_BACKOFF_SECS: i64 = 900;
-
-/// Whether a sign-in may check its password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigninAttempt {
-    /// Go ahead; this attempt is already counted as a failure until it succeeds.
-    Allowed,
-    /// Backing off until this unix time.
-    LockedUntil(i64),
-}
+     token_version, credential_version FROM users";
 
 /// A page of users.
 #[derive(Debug, Clone)]
@@ -194,36 +185,42 @@ impl Storage {
         Ok(())
     }
 
-    /// Gives `role` to the user; returns whether it was new.
-    pub async fn grant_role(&self, user_id: i64, role: Role) -> Result<bool> {
-        let done = on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO user_roles (user_id, role_id) SELECT $1, id FROM roles WHERE name = $2 \
-                 ON CONFLICT (user_id, role_id) DO NOTHING",
+    /// Replaces the password of a user whose credential is still at `credential_version`,
+    /// and in the same transaction ends the sessions chosen by `end`: a sign-in that verified
+    /// the old password can no longer open a session, and none opened before survives.
+    /// Returns `None` if the credential changed meanwhile (or the user is gone).
+    pub async fn replace_password(
+        &self,
+        user_id: i64,
+        credential_version: i64,
+        password_hash: &str,
+        end: SessionFilter<'_>,
+        now: i64,
+        own_ttl_secs: i64,
+    ) -> Result<Option<Vec<RevocationNotice>>> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE users SET password_hash = $1, updated_at = $2, \
+                 credential_version = credential_version + 1 \
+                 WHERE id = $3 AND credential_version = $4",
             )
+            .bind(password_hash)
+            .bind(OffsetDateTime::now_utc())
             .bind(user_id)
-            .bind(role.as_str())
-            .execute(pool)
+            .bind(credential_version)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
-        });
-        Ok(done > 0)
-    }
-
-    /// Takes `role` from the user; returns whether it had it.
-    pub async fn revoke_role(&self, user_id: i64, role: Role) -> Result<bool> {
-        let done = on_pool!(self, |pool| {
-            sqlx::query(
-                "DELETE FROM user_roles WHERE user_id = $1 \
-                 AND role_id = (SELECT id FROM roles WHERE name = $2)",
-            )
-            .bind(user_id)
-            .bind(role.as_str())
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(done > 0)
+            .rows_affected();
+            if changed == 0 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let notices =
+                super::sessions::revoke_in!(self, tx, end, "password changed", now, own_ttl_secs);
+            tx.commit().await?;
+            Ok(Some(notices))
+        })
     }
 
     pub async fn roles_of(&self, user_id: i64) -> Result<Vec<Role>> {
@@ -249,7 +246,16 @@ impl Storage {
     }
 
     async fn with_roles(&self, row: Option<UserRow>) -> Result<Option<UserRecord>> {
-        let Some((id, username, email, password_hash, created_at, disabled, token_version)) = row
+        let Some((
+            id,
+            username,
+            email,
+            password_hash,
+            created_at,
+            disabled,
+            token_version,
+            credential_version,
+        )) = row
         else {
             return Ok(None);
         };
@@ -262,56 +268,8 @@ impl Storage {
             created_at,
             disabled,
             token_version,
+            credential_version,
         }))
-    }
-
-    /// Counts a sign-in attempt before its password is checked, atomically: parallel guesses
-    /// each take a slot, and once [`FREE_SIGNIN_FAILURES`] are used the account backs off
-    /// exponentially (1 s, 2 s, 4 s … up to [`MAX_BACKOFF_SECS`]). [`Self::signin_succeeded`]
-    /// clears the count.
-    pub async fn begin_signin_attempt(&self, user_id: i64, now: i64) -> Result<SigninAttempt> {
-        let counted: Option<(i64,)> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "UPDATE users SET failed_signins = failed_signins + 1, \
-                 locked_until = CASE WHEN failed_signins + 1 >= $3 THEN $2 + \
-                   CASE WHEN failed_signins + 1 >= $3 + 10 THEN $4 \
-                   ELSE CAST(1 AS BIGINT) << CAST(failed_signins + 1 - $3 AS INTEGER) END \
-                 ELSE locked_until END \
-                 WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2) \
-                 RETURNING failed_signins",
-            )
-            .bind(user_id)
-            .bind(now)
-            .bind(FREE_SIGNIN_FAILURES)
-            .bind(MAX_BACKOFF_SECS)
-            .fetch_optional(pool)
-            .await?
-        });
-        if counted.is_some() {
-            return Ok(SigninAttempt::Allowed);
-        }
-        let locked: Option<(Option<i64>,)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT locked_until FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(match locked {
-            Some((Some(until),)) if until > now => SigninAttempt::LockedUntil(until),
-            // Unlocked meanwhile, or deleted: let the caller proceed and fail normally.
-            _ => SigninAttempt::Allowed,
-        })
-    }
-
-    pub async fn signin_succeeded(&self, user_id: i64) -> Result<()> {
-        on_pool!(self, |pool| {
-            sqlx::query("UPDATE users SET failed_signins = 0, locked_until = NULL WHERE id = $1")
-                .bind(user_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(())
     }
 
     /// Users whose username or email contains `query` (case-insensitive), oldest first.
@@ -357,8 +315,9 @@ impl Storage {
         &self,
         user_id: i64,
         change: &AdminChange,
-        revocation_expires_at: i64,
-    ) -> Result<Revocation> {
+        now: i64,
+        own_ttl_secs: i64,
+    ) -> Result<RevocationNotice> {
         let removes_admin = match change {
             AdminChange::SetRoles(roles) => !roles.contains(&Role::Admin),
             AdminChange::Disable | AdminChange::Delete => true,
@@ -437,9 +396,9 @@ impl Storage {
                 id: user_id,
                 min_version,
             };
-            record_revocation!(self, tx, &revocation, revocation_expires_at);
+            let notice = record_revocation!(self, tx, &revocation, now, own_ttl_secs);
             tx.commit().await?;
-            Ok::<_, Error>(revocation)
+            Ok::<_, Error>(notice)
         })
     }
 }

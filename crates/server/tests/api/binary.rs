@@ -13,7 +13,7 @@ use crate::support::{PASSWORD, TestDatabase};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
-fn tollgate(db: &TestDatabase) -> Command {
+pub(crate) fn tollgate(db: &TestDatabase) -> Command {
     let mut command = Command::new(BIN);
     command
         .env_clear()
@@ -22,25 +22,30 @@ fn tollgate(db: &TestDatabase) -> Command {
     command
 }
 
-fn run(mut command: Command) -> Output {
+pub(crate) fn run(mut command: Command) -> Output {
     command.output().unwrap()
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub child: Child,
+    pub base: String,
 }
 
 impl Server {
-    async fn start(db: &TestDatabase) -> Self {
+    pub async fn start(db: &TestDatabase) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    /// Starts the binary on a free port with extra arguments, and waits until it answers.
+    pub async fn start_with(db: &TestDatabase, args: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -48,6 +53,7 @@ impl Server {
             .port();
         let child = tollgate(db)
             .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -68,7 +74,7 @@ impl Server {
     }
 
     /// Stops the server as an operator would (SIGTERM) and checks it exits cleanly.
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -88,7 +94,7 @@ impl Drop for Server {
     }
 }
 
-async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(format!("{base}{path}"))
         .json(&body)
@@ -98,7 +104,7 @@ async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-async fn get(base: &str, path: &str, token: &str) -> (u16, String) {
+pub(crate) async fn get(base: &str, path: &str, token: &str) -> (u16, String) {
     let response = reqwest::Client::new()
         .get(format!("{base}{path}"))
         .header("x-access-token", token)
@@ -293,5 +299,112 @@ async fn the_binary_serves_migrates_and_manages_users_from_the_cli() {
         get(&server.base, "/api/test/admin", &admin_token).await.0,
         200
     );
+    server.stop();
+}
+
+fn cli(db: &TestDatabase, args: &[&str]) -> Output {
+    let mut command = tollgate(db);
+    command.env("TOLLGATE_PASSWORD", PASSWORD).args(args);
+    run(command)
+}
+
+/// Polls `path` with `token` until it answers `status`; returns how long that took.
+async fn until_status(base: &str, path: &str, token: &str, status: u16) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        if get(base, path, token).await.0 == status {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn cli_changes_reach_the_live_tokens_of_a_running_server() {
+    let db = TestDatabase::fresh().await;
+    let server = Server::start(&db).await;
+    let base = server.base.clone();
+    for (name, roles) in [("root", ["admin", "user"]), ("boss", ["admin", "user"])] {
+        let output = cli(
+            &db,
+            &[
+                "user",
+                "add",
+                name,
+                "--email",
+                &format!("{name}@example.com"),
+                "--role",
+                roles[0],
+                "--role",
+                roles[1],
+            ],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let signin = |name: &'static str| {
+        let base = base.clone();
+        async move {
+            let (status, body) = post(
+                &base,
+                "/api/auth/signin",
+                json!({"username": name, "password": PASSWORD}),
+            )
+            .await;
+            (
+                status,
+                body["accessToken"].as_str().unwrap_or("").to_owned(),
+            )
+        }
+    };
+    let (_, boss) = signin("boss").await;
+    assert_eq!(get(&base, "/api/test/admin", &boss).await.0, 200);
+
+    // Demoted from the command line: the live admin token stops working within a second.
+    let output = cli(&db, &["user", "revoke", "boss", "admin"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let took = until_status(&base, "/api/test/admin", &boss, 401).await;
+    assert!(
+        took.is_some_and(|t| t <= Duration::from_millis(1200)),
+        "still admin after the CLI revoked it ({took:?})"
+    );
+    // A fresh token carries the new roles: no way to give admin back.
+    let (_, boss) = signin("boss").await;
+    assert_eq!(get(&base, "/api/test/admin", &boss).await.0, 403);
+    assert_eq!(get(&base, "/api/test/user", &boss).await.0, 200);
+
+    // Audited as the API's changes are, marked as the CLI's.
+    let (_, root) = signin("root").await;
+    let (status, audit) = get(&base, "/api/admin/audit?kind=roles_changed", &root).await;
+    assert_eq!(status, 200);
+    assert!(audit.contains("(cli)"), "{audit}");
+
+    // The last enabled admin can neither lose the role nor be disabled.
+    for args in [
+        &["user", "revoke", "root", "admin"][..],
+        &["user", "disable", "root"][..],
+    ] {
+        let output = cli(&db, args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr(&output).contains("last admin"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(get(&base, "/api/test/admin", &root).await.0, 200);
+
+    // Disabled from the command line: sessions end at once, sign-in is refused; enabled again.
+    let output = cli(&db, &["user", "disable", "boss"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let took = until_status(&base, "/api/test/user", &boss, 401).await;
+    assert!(
+        took.is_some_and(|t| t <= Duration::from_millis(1200)),
+        "disabled user's token still works ({took:?})"
+    );
+    assert_eq!(signin("boss").await.0, 403);
+    let output = cli(&db, &["user", "enable", "boss"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(signin("boss").await.0, 200);
     server.stop();
 }

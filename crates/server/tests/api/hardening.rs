@@ -70,18 +70,11 @@ async fn parallel_wrong_passwords_cannot_bypass_the_account_counter() {
 
     // The account is backing off now, whatever the password (checked without racing the clock:
     // the first back-off is only a second long).
-    let user = app
-        .state
-        .storage
-        .user_by_username("alice")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let user = tollgate::storage::ThrottleKey::for_name("alice");
     assert!(matches!(
         app.state
             .storage
-            .begin_signin_attempt(user, burst_started)
+            .begin_signin_attempt(&user, burst_started)
             .await
             .unwrap(),
         tollgate::storage::SigninAttempt::LockedUntil(_)
@@ -112,7 +105,7 @@ async fn parallel_wrong_passwords_cannot_bypass_the_account_counter() {
     assert!(matches!(
         app.state
             .storage
-            .begin_signin_attempt(user, before_failures)
+            .begin_signin_attempt(&user, before_failures)
             .await
             .unwrap(),
         tollgate::storage::SigninAttempt::LockedUntil(_)
@@ -159,22 +152,22 @@ async fn back_off_doubles_from_one_second_up_to_fifteen_minutes() {
     let app = TestApp::new().await;
     app.user_with_roles("alice", &[Role::User]).await;
     let storage = &app.state.storage;
-    let user = storage.user_by_username("alice").await.unwrap().unwrap().id;
+    let user = tollgate::storage::ThrottleKey::for_name("alice");
     // The clock is ours to move: each attempt comes exactly when the last back-off ends.
     let mut now = 1_000_000;
     for _ in 0..4 {
         assert_eq!(
-            storage.begin_signin_attempt(user, now).await.unwrap(),
+            storage.begin_signin_attempt(&user, now).await.unwrap(),
             Allowed
         );
     }
     let mut waits = Vec::new();
     for _ in 0..12 {
         assert_eq!(
-            storage.begin_signin_attempt(user, now).await.unwrap(),
+            storage.begin_signin_attempt(&user, now).await.unwrap(),
             Allowed
         );
-        let LockedUntil(until) = storage.begin_signin_attempt(user, now).await.unwrap() else {
+        let LockedUntil(until) = storage.begin_signin_attempt(&user, now).await.unwrap() else {
             panic!("not backing off after {} failures", 5 + waits.len());
         };
         waits.push(until - now);
@@ -182,10 +175,10 @@ async fn back_off_doubles_from_one_second_up_to_fifteen_minutes() {
     }
     assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]);
     // Success clears it all.
-    storage.signin_succeeded(user).await.unwrap();
+    storage.signin_succeeded(&user).await.unwrap();
     for _ in 0..5 {
         assert_eq!(
-            storage.begin_signin_attempt(user, now).await.unwrap(),
+            storage.begin_signin_attempt(&user, now).await.unwrap(),
             Allowed
         );
     }

@@ -4,9 +4,12 @@
 mod admin;
 mod binary;
 mod content;
+mod disk;
+mod gaps;
 mod hardening;
 mod input;
 mod nodes;
+mod outage;
 mod sessions;
 mod signin;
 mod signup;

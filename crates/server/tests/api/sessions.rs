@@ -500,14 +500,7 @@ async fn guessing_the_current_password_meets_the_account_back_off() {
     };
     // From an address this account never signed in from (the helper signed in from localhost):
     // each wrong guess is counted like a failed sign-in...
-    let user = app
-        .state
-        .storage
-        .user_by_username("alice")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let user = tollgate::storage::ThrottleKey::for_name("alice");
     let before = tollgate::clock::unix_now();
     for _ in 0..5 {
         app.send_from("203.0.113.99", change("guess"))
@@ -517,7 +510,7 @@ async fn guessing_the_current_password_meets_the_account_back_off() {
     assert!(matches!(
         app.state
             .storage
-            .begin_signin_attempt(user, before)
+            .begin_signin_attempt(&user, before)
             .await
             .unwrap(),
         tollgate::storage::SigninAttempt::LockedUntil(_)

@@ -301,16 +301,11 @@ impl TestApp {
     pub async fn lock_out(&self, username: &str) {
         use tollgate::storage::SigninAttempt::{Allowed, LockedUntil};
         let storage = &self.state.storage;
-        let user = storage
-            .user_by_username(username)
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+        let user = tollgate::storage::ThrottleKey::for_name(username);
         let real_now = tollgate::clock::unix_now();
         let mut now = real_now - 1000;
         for _ in 0..40 {
-            match storage.begin_signin_attempt(user, now).await.unwrap() {
+            match storage.begin_signin_attempt(&user, now).await.unwrap() {
                 Allowed => {}
                 LockedUntil(until) if until > real_now + 60 => return,
                 LockedUntil(until) => now = until,
