@@ -260,6 +260,65 @@ async fn per_ip_limits_answer_429_with_retry_after_before_any_hashing() {
 }
 
 #[tokio::test]
+async fn answers_with_tokens_or_personal_data_are_never_stored_by_caches() {
+    let app = TestApp::new().await;
+    let admin = app.user_with_roles("root", &[Role::Admin]).await;
+    app.user_with_roles("alice", &[Role::User]).await;
+    let session = app.session("alice").await;
+    let responses = [
+        ("signin", app.signin("alice", PASSWORD).await),
+        ("refresh", app.refresh(&session.refresh, &[]).await),
+        ("me", app.get("/api/user/me", Some(&session.access)).await),
+        (
+            "sessions",
+            app.get("/api/auth/sessions", Some(&session.access)).await,
+        ),
+        (
+            "admin users",
+            app.get("/api/admin/users", Some(&admin)).await,
+        ),
+        (
+            "admin user",
+            app.get("/api/admin/users/2", Some(&admin)).await,
+        ),
+        (
+            "admin audit",
+            app.get("/api/admin/audit", Some(&admin)).await,
+        ),
+        (
+            "refreshtoken",
+            app.post(
+                "/api/auth/refreshtoken",
+                json!({"refreshToken": app.session("alice").await.refresh}),
+                None,
+            )
+            .await,
+        ),
+        (
+            "user content",
+            app.get("/api/test/user", Some(&session.access)).await,
+        ),
+        ("error", app.get("/api/user/me", Some("not-a-token")).await),
+        ("wrong password", app.signin("alice", "wrong guess").await),
+    ];
+    for (what, response) in responses {
+        assert!(response.status != StatusCode::NOT_FOUND, "{what}");
+        assert_eq!(response.header("cache-control"), Some("no-store"), "{what}");
+    }
+    // What may be cached still says so.
+    assert_eq!(
+        app.get("/.well-known/jwks.json", None)
+            .await
+            .header("cache-control"),
+        Some("public, max-age=300")
+    );
+    assert_eq!(
+        app.get("/", None).await.header("cache-control"),
+        Some("no-cache")
+    );
+}
+
+#[tokio::test]
 async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     let app = TestApp::with_settings(|s| {
         s.rate_limits.signin = NonZeroU32::new(1);
