@@ -1,18 +1,22 @@
 //! Application state and the router with its layers.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use api::wire::{ACCESS_TOKEN_HEADER, paths};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
-    http::{HeaderName, HeaderValue, Method, header},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
+    classify::ServerErrorsFailureClass,
     compression::CompressionLayer,
     cors::{AllowOrigin, CorsLayer},
     set_header::SetResponseHeaderLayer,
@@ -24,7 +28,7 @@ use crate::{
     config::Settings,
     error::Error,
     http::{admin, auth, content, meta, sessions, ui, user},
-    limits::IpLimits,
+    limits::{IpLimits, LogThrottle},
     passwords::Passwords,
     revocation::Revocations,
     storage::{AuditEvent, Storage},
@@ -180,8 +184,34 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(failure_log()))
         .with_state(state)
+}
+
+/// Logs server errors, as tower-http does, except 503s: a flood of requests refused because
+/// the server is busy gets one warning per interval, not an error line each.
+fn failure_log() -> impl Fn(ServerErrorsFailureClass, Duration, &tracing::Span) + Clone {
+    let busy = Arc::new(LogThrottle::new(LogThrottle::INTERVAL));
+    move |failure: ServerErrorsFailureClass, latency: Duration, span: &tracing::Span| match failure
+    {
+        ServerErrorsFailureClass::StatusCode(status)
+            if status == StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            if let Some(held_back) = busy.admit(Instant::now()) {
+                tracing::warn!(
+                    parent: span,
+                    held_back,
+                    "server busy: refusing requests with 503 (logged at most every 10 s)"
+                );
+            }
+        }
+        failure => tracing::error!(
+            parent: span,
+            classification = %failure,
+            latency = ?latency,
+            "response failed"
+        ),
+    }
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -199,4 +229,64 @@ async fn limit_header_size(request: Request, next: Next) -> Response {
         return Error::HeadersTooLarge.into_response();
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{io, sync::Mutex};
+
+    use super::*;
+
+    /// A log destination the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_flood_of_503s_is_one_warning_and_other_server_errors_stay_errors() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let log = failure_log();
+            let span = tracing::Span::none();
+            let status = ServerErrorsFailureClass::StatusCode;
+            for _ in 0..100 {
+                log(
+                    status(StatusCode::SERVICE_UNAVAILABLE),
+                    Duration::ZERO,
+                    &span,
+                );
+            }
+            log(
+                status(StatusCode::INTERNAL_SERVER_ERROR),
+                Duration::ZERO,
+                &span,
+            );
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].contains("WARN") && lines[0].contains("server busy"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("ERROR") && lines[1].contains("500"),
+            "{text}"
+        );
+    }
 }
