@@ -100,6 +100,16 @@ impl AppState {
                 {
                     tracing::warn!(error = %e, "purging expired sessions failed");
                 }
+                if round.is_multiple_of(10)
+                    && let Some(retention) = state.settings.audit_retention
+                {
+                    let cutoff = unix_now().saturating_sub_unsigned(retention.as_secs());
+                    match state.storage.purge_audit(cutoff).await {
+                        Ok(0) => {}
+                        Ok(purged) => tracing::info!(purged, "purged old audit events"),
+                        Err(e) => tracing::warn!(error = %e, "purging old audit events failed"),
+                    }
+                }
                 round += 1;
             }
         });
