@@ -77,6 +77,11 @@ impl fmt::Display for Username {
 }
 
 /// An email address, trimmed and lower-cased, at most 254 characters.
+///
+/// Addresses are ASCII: an internationalised domain is accepted in its ASCII (`xn--`, punycode)
+/// form, and non-ASCII local parts (SMTPUTF8) are refused. No invisible, formatting or
+/// look-alike character can therefore make a second account that reads like an existing
+/// address; invisible and control characters get a message of their own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -85,11 +90,26 @@ impl Email {
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let invalid = || FieldError::new("email", "Email must be a valid email address.");
-        let value = raw.trim().to_lowercase();
+        let value = raw.trim();
         if value.is_empty() {
             return Err(FieldError::new("email", "Email is required."));
         }
-        if value.chars().count() > Self::MAX_LEN {
+        // Checked before lower-casing, which maps some non-ASCII letters (KELVIN SIGN) to ASCII.
+        if value.chars().any(is_invisible) {
+            return Err(FieldError::new(
+                "email",
+                "Email must not contain invisible, formatting or control characters.",
+            ));
+        }
+        if !value.is_ascii() {
+            return Err(FieldError::new(
+                "email",
+                "Email must be written in ASCII; give an internationalised domain in its \
+                 xn-- (punycode) form.",
+            ));
+        }
+        let value = value.to_ascii_lowercase();
+        if value.len() > Self::MAX_LEN {
             return Err(FieldError::new(
                 "email",
                 format!("Email must be at most {} characters long.", Self::MAX_LEN),
@@ -101,9 +121,9 @@ impl Email {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.chars().all(|c| {
-                c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c) || !c.is_ascii()
-            });
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|label| {
@@ -111,7 +131,7 @@ impl Email {
                     && label.len() <= 63
                     && !label.starts_with('-')
                     && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             });
         if local_ok && domain_ok {
             Ok(Self(value))
@@ -129,6 +149,46 @@ impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Characters that show nothing, or change how their neighbours show: controls (C0, DEL, C1),
+/// Unicode format characters (general category Cf: zero-width spaces and joiners, bidi
+/// embeddings, overrides and isolates, soft hyphen, tags…), variation selectors, fillers and
+/// spaces other than the ASCII one. A small explicit table: the crate builds for the browser
+/// too, where a full Unicode database would be dead weight.
+fn is_invisible(c: char) -> bool {
+    const RANGES: &[(char, char)] = &[
+        ('\u{00AD}', '\u{00AD}'),   // soft hyphen
+        ('\u{034F}', '\u{034F}'),   // combining grapheme joiner
+        ('\u{0600}', '\u{0605}'),   // Arabic number signs
+        ('\u{061C}', '\u{061C}'),   // Arabic letter mark
+        ('\u{06DD}', '\u{06DD}'),   // Arabic end of ayah
+        ('\u{070F}', '\u{070F}'),   // Syriac abbreviation mark
+        ('\u{0890}', '\u{0891}'),   // Arabic pound and piastre marks above
+        ('\u{08E2}', '\u{08E2}'),   // Arabic disputed end of ayah
+        ('\u{115F}', '\u{1160}'),   // Hangul fillers
+        ('\u{17B4}', '\u{17B5}'),   // Khmer inherent vowels
+        ('\u{180B}', '\u{180F}'),   // Mongolian variation selectors, vowel separator
+        ('\u{200B}', '\u{200F}'),   // zero-width space, (non-)joiner, LRM, RLM
+        ('\u{2028}', '\u{202E}'),   // line/paragraph separators, bidi embeddings, overrides
+        ('\u{2060}', '\u{206F}'),   // word joiner, invisible operators, bidi isolates
+        ('\u{3164}', '\u{3164}'),   // Hangul filler
+        ('\u{FE00}', '\u{FE0F}'),   // variation selectors
+        ('\u{FEFF}', '\u{FEFF}'),   // zero-width no-break space (BOM)
+        ('\u{FFA0}', '\u{FFA0}'),   // halfwidth Hangul filler
+        ('\u{FFF9}', '\u{FFFB}'),   // interlinear annotation
+        ('\u{110BD}', '\u{110BD}'), // Kaithi number sign
+        ('\u{110CD}', '\u{110CD}'), // Kaithi number sign above
+        ('\u{13430}', '\u{1343F}'), // Egyptian hieroglyph format controls
+        ('\u{1BCA0}', '\u{1BCA3}'), // shorthand format controls
+        ('\u{1D173}', '\u{1D17A}'), // musical symbol format controls
+        ('\u{E0001}', '\u{E0001}'), // language tag
+        ('\u{E0020}', '\u{E007F}'), // tag characters
+        ('\u{E0100}', '\u{E01EF}'), // variation selectors supplement
+    ];
+    c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || RANGES.iter().any(|&(low, high)| (low..=high).contains(&c))
 }
 
 /// A new password: 8 to 128 characters, no composition rules. `Debug` never shows it.
@@ -290,6 +350,70 @@ mod tests {
         let too_long = format!("a@{}.com", vec!["b".repeat(60); 5].join("."));
         assert!(too_long.len() > 254);
         assert!(Email::parse(&too_long).is_err());
+    }
+
+    #[test]
+    fn emails_refuse_invisible_and_control_characters() {
+        let invisible = "Email must not contain invisible, formatting or control characters.";
+        for c in [
+            '\u{200B}',  // zero-width space
+            '\u{200C}',  // zero-width non-joiner
+            '\u{200D}',  // zero-width joiner
+            '\u{200E}',  // left-to-right mark
+            '\u{202E}',  // right-to-left override
+            '\u{2066}',  // left-to-right isolate
+            '\u{2069}',  // pop directional isolate
+            '\u{2060}',  // word joiner
+            '\u{FEFF}',  // zero-width no-break space
+            '\u{00AD}',  // soft hyphen
+            '\u{0085}',  // C1: next line
+            '\u{009B}',  // C1: control sequence introducer
+            '\u{0000}',  // C0: NUL
+            '\u{001B}',  // C0: escape
+            '\u{007F}',  // DEL
+            '\u{00A0}',  // no-break space
+            '\u{3000}',  // ideographic space
+            '\u{3164}',  // Hangul filler
+            '\u{FE0F}',  // variation selector
+            '\u{E0041}', // tag letter A
+        ] {
+            for raw in [
+                format!("admin{c}@example.com"),
+                format!("ad{c}min@example.com"),
+                format!("admin@exa{c}mple.com"),
+            ] {
+                let err = Email::parse(&raw).unwrap_err();
+                assert_eq!(err.field, "email");
+                assert_eq!(err.message, invisible, "U+{:04X}", u32::from(c));
+            }
+        }
+    }
+
+    #[test]
+    fn emails_are_ascii_with_internationalised_domains_in_punycode() {
+        let ascii_only = "Email must be written in ASCII; give an internationalised domain in its \
+                          xn-- (punycode) form.";
+        assert_eq!(
+            Email::parse("jane@xn--bcher-kva.example").unwrap().as_str(),
+            "jane@xn--bcher-kva.example"
+        );
+        for bad in [
+            "jane@bücher.example",
+            "jöhn@example.com",
+            // Look-alikes of `admin@example.com`: Cyrillic а, fullwidth letters, KELVIN SIGN
+            // (which lower-cases to an ASCII k).
+            "\u{0430}dmin@example.com",
+            "ａdmin@example.com",
+            "admin@\u{212A}example.com",
+        ] {
+            let err = Email::parse(bad).unwrap_err();
+            assert_eq!(err.message, ascii_only, "{bad}");
+        }
+        // Surrounding whitespace is trimmed; the address itself is unchanged.
+        assert_eq!(
+            Email::parse("\tadmin@example.com \n").unwrap().as_str(),
+            "admin@example.com"
+        );
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! Application state and the router with its layers.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use api::wire::{ACCESS_TOKEN_HEADER, paths};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
-    http::{HeaderName, HeaderValue, Method, header},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
+    classify::ServerErrorsFailureClass,
     compression::CompressionLayer,
     cors::{AllowOrigin, CorsLayer},
     set_header::SetResponseHeaderLayer,
@@ -24,7 +28,7 @@ use crate::{
     config::Settings,
     error::{Error, Unavailable},
     http::{admin, auth, content, meta, sessions, ui, user},
-    limits::IpLimits,
+    limits::{IpLimits, LogThrottle},
     passwords::Passwords,
     revocation::Revocations,
     storage::{AuditEvent, Storage},
@@ -112,6 +116,16 @@ impl AppState {
                 {
                     tracing::warn!(error = %e, "purging expired sessions failed");
                 }
+                if round.is_multiple_of(10)
+                    && let Some(retention) = state.settings.audit_retention
+                {
+                    let cutoff = unix_now().saturating_sub_unsigned(retention.as_secs());
+                    match state.storage.purge_audit(cutoff).await {
+                        Ok(0) => {}
+                        Ok(purged) => tracing::info!(purged, "purged old audit events"),
+                        Err(e) => tracing::warn!(error = %e, "purging old audit events failed"),
+                    }
+                }
                 round += 1;
             }
         });
@@ -191,11 +205,43 @@ pub fn router(state: AppState) -> Router {
             CONTENT_SECURITY_POLICY,
         ))
         .layer(hsts)
+        // Answers carry tokens and personal data: never stored by browsers or proxies, unless
+        // a handler says otherwise (the UI's assets, the public keys).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(failure_log()))
         .with_state(state)
+}
+
+/// Logs server errors, as tower-http does, except 503s: a flood of requests refused because
+/// the server is busy gets one warning per interval, not an error line each.
+fn failure_log() -> impl Fn(ServerErrorsFailureClass, Duration, &tracing::Span) + Clone {
+    let busy = Arc::new(LogThrottle::new(LogThrottle::INTERVAL));
+    move |failure: ServerErrorsFailureClass, latency: Duration, span: &tracing::Span| match failure
+    {
+        ServerErrorsFailureClass::StatusCode(status)
+            if status == StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            if let Some(held_back) = busy.admit(Instant::now()) {
+                tracing::warn!(
+                    parent: span,
+                    held_back,
+                    "server busy: refusing requests with 503 (logged at most every 10 s)"
+                );
+            }
+        }
+        failure => tracing::error!(
+            parent: span,
+            classification = %failure,
+            latency = ?latency,
+            "response failed"
+        ),
+    }
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -229,4 +275,64 @@ async fn limit_header_size(request: Request, next: Next) -> Response {
         return Error::HeadersTooLarge.into_response();
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{io, sync::Mutex};
+
+    use super::*;
+
+    /// A log destination the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_flood_of_503s_is_one_warning_and_other_server_errors_stay_errors() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let log = failure_log();
+            let span = tracing::Span::none();
+            let status = ServerErrorsFailureClass::StatusCode;
+            for _ in 0..100 {
+                log(
+                    status(StatusCode::SERVICE_UNAVAILABLE),
+                    Duration::ZERO,
+                    &span,
+                );
+            }
+            log(
+                status(StatusCode::INTERNAL_SERVER_ERROR),
+                Duration::ZERO,
+                &span,
+            );
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].contains("WARN") && lines[0].contains("server busy"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("ERROR") && lines[1].contains("500"),
+            "{text}"
+        );
+    }
 }

@@ -145,6 +145,11 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_RATE_LIMIT_REFRESH", default_value_t = 60)]
     pub rate_limit_refresh: u32,
 
+    /// How long audit events are kept, e.g. `90d`, `1y` (1 day to 100 years); `0s` keeps them
+    /// forever.
+    #[arg(long, env = "TOLLGATE_AUDIT_RETENTION", default_value = "90d", value_parser = parse_retention)]
+    pub audit_retention: Duration,
+
     /// Password hashes computed at once (each takes 19 MiB); defaults to CPU cores minus one
     /// (at least one), leaving a core for everything else.
     #[arg(long, env = "TOLLGATE_HASH_CONCURRENCY")]
@@ -233,6 +238,8 @@ pub struct Settings {
     pub https: bool,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub rate_limits: RateLimits,
+    /// Audit events older than this are purged; `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
 }
 
 /// Requests allowed per client IP per minute; `None` is no limit.
@@ -302,6 +309,7 @@ impl ServerArgs {
                 signup: NonZeroU32::new(self.rate_limit_signup),
                 refresh: NonZeroU32::new(self.rate_limit_refresh),
             },
+            audit_retention: (!self.audit_retention.is_zero()).then_some(self.audit_retention),
         })
     }
 }
@@ -329,6 +337,7 @@ impl Settings {
                 signup: None,
                 refresh: None,
             },
+            audit_retention: Some(Duration::from_secs(90 * 86_400)),
         }
     }
 }
@@ -366,6 +375,18 @@ fn parse_grace(raw: &str) -> Result<Duration, String> {
         return Err("must be whole seconds, e.g. `10s`".into());
     }
     Ok(grace)
+}
+
+fn parse_retention(raw: &str) -> Result<Duration, String> {
+    let retention = humantime::parse_duration(raw)
+        .map_err(|e| format!("{e} (try `90d`, or `0s` to keep all)"))?;
+    if !retention.is_zero()
+        && (retention < Duration::from_secs(86_400)
+            || retention > Duration::from_secs(100 * 366 * 86_400))
+    {
+        return Err("must be between 1 day and 100 years, or `0s` to keep events forever".into());
+    }
+    Ok(retention)
 }
 
 fn parse_net(raw: &str) -> Result<ipnet::IpNet, String> {
@@ -421,6 +442,10 @@ mod tests {
         assert_eq!(settings.refresh_grace, Duration::from_secs(10));
         assert_eq!(settings.rate_limits.signin, NonZeroU32::new(30));
         assert!(!settings.refresh_token_in_body && !settings.https);
+        assert_eq!(
+            settings.audit_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
     }
 
     #[test]
@@ -451,6 +476,13 @@ mod tests {
         assert!(args(&["--trusted-proxy", "10.0.0.0/33"]).is_err());
         assert!(args(&["--refresh-grace", "1h"]).is_err());
         assert!(args(&["--refresh-grace", "500ms"]).is_err());
+        assert!(args(&["--audit-retention", "1h"]).is_err());
+        assert!(args(&["--audit-retention", "500y"]).is_err());
+        assert!(args(&["--audit-retention", "a while"]).is_err());
+        let cli = args(&["--audit-retention", "1y"]).unwrap();
+        assert!(cli.server.settings().unwrap().audit_retention.is_some());
+        let cli = args(&["--audit-retention", "0s"]).unwrap();
+        assert_eq!(cli.server.settings().unwrap().audit_retention, None);
         let cli = args(&["--refresh-idle-ttl", "40d"]).unwrap();
         assert!(cli.server.settings().is_err());
         let cli = args(&["--trusted-proxy", "10.0.0.0/8,127.0.0.1"]).unwrap();

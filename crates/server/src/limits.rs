@@ -1,6 +1,12 @@
-//! Per-client-IP rate limits on the endpoints worth abusing.
+//! Per-client-IP rate limits on the endpoints worth abusing, and a limit on the log lines
+//! that floods of refused requests would write.
 
-use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
+use std::{
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
@@ -18,6 +24,8 @@ pub struct IpLimits {
     signin: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     signup: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     refresh: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Refusals are logged, but not one line each.
+    refusals: Arc<LogThrottle>,
 }
 
 fn limiter(per_minute: Option<NonZeroU32>) -> Option<Arc<DefaultKeyedRateLimiter<IpAddr>>> {
@@ -30,6 +38,7 @@ impl IpLimits {
             signin: limiter(limits.signin),
             signup: limiter(limits.signup),
             refresh: limiter(limits.refresh),
+            refusals: Arc::new(LogThrottle::new(LogThrottle::INTERVAL)),
         }
     }
 
@@ -44,6 +53,14 @@ impl IpLimits {
             return Ok(());
         };
         limiter.check_key(&bucket_key(ip)).map_err(|not_until| {
+            if let Some(held_back) = self.refusals.admit(Instant::now()) {
+                tracing::warn!(
+                    ?limit,
+                    %ip,
+                    held_back,
+                    "per-IP rate limit: refusing requests with 429 (logged at most every 10 s)"
+                );
+            }
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             Error::RateLimited {
                 retry_after_secs: wait.as_secs() + 1,
@@ -59,6 +76,48 @@ impl IpLimits {
         {
             limiter.retain_recent();
             limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// Lets one log line through per interval for an event that can come in floods (a refused
+/// request), and counts the events held back in between, so a flood costs one line per interval.
+#[derive(Debug)]
+pub struct LogThrottle {
+    interval: Duration,
+    state: Mutex<ThrottleState>,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    last_logged: Option<Instant>,
+    held_back: u64,
+}
+
+impl LogThrottle {
+    /// The interval used for refused requests.
+    pub const INTERVAL: Duration = Duration::from_secs(10);
+
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            state: Mutex::new(ThrottleState::default()),
+        }
+    }
+
+    /// Counts an event happening at `now`. `Some(held_back)` when it is to be logged, with the
+    /// number of events held back since the last line; `None` when it is to be held back.
+    pub fn admit(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match state.last_logged {
+            Some(last) if now.saturating_duration_since(last) < self.interval => {
+                state.held_back += 1;
+                None
+            }
+            _ => {
+                state.last_logged = Some(now);
+                Some(std::mem::take(&mut state.held_back))
+            }
         }
     }
 }
@@ -105,5 +164,21 @@ mod tests {
             Err(Error::RateLimited { retry_after_secs }) if retry_after_secs >= 1
         ));
         assert!(limits.check(Limit::Signup, ip).is_ok());
+    }
+
+    #[test]
+    fn a_flood_is_logged_once_per_interval_with_a_count() {
+        let throttle = LogThrottle::new(Duration::from_secs(10));
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        assert_eq!(throttle.admit(at(0)), Some(0));
+        for secs in [0, 1, 5, 9] {
+            assert_eq!(throttle.admit(at(secs)), None);
+        }
+        assert_eq!(throttle.admit(at(10)), Some(4));
+        assert_eq!(throttle.admit(at(15)), None);
+        // After a quiet spell the next event is logged at once.
+        assert_eq!(throttle.admit(at(60)), Some(1));
+        assert_eq!(throttle.admit(at(61)), None);
     }
 }

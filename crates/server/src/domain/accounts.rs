@@ -124,9 +124,7 @@ pub async fn sign_in(
             state
                 .audit(AuditEvent {
                     ip: client.ip.clone(),
-                    detail: user_id
-                        .is_none()
-                        .then(|| format!("unknown username: {}", truncate(username, 64))),
+                    detail: user_id.is_none().then(|| unknown_username(username)),
                     ..AuditEvent::new(AuditKind::SigninFailed, user_id)
                 })
                 .await;
@@ -189,12 +187,13 @@ async fn guard_attempt(
     })
 }
 
-/// At most `max_chars` characters, without control characters (PostgreSQL text cannot hold NUL).
-fn truncate(text: &str, max_chars: usize) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(max_chars)
-        .collect()
+/// The audit detail for a sign-in as nobody. What was typed is often a password in the wrong
+/// field, so it is kept only if it could be a username, and then in canonical form.
+fn unknown_username(typed: &str) -> String {
+    match Username::parse(typed.trim()) {
+        Ok(name) => format!("unknown username: {}", name.canonical()),
+        Err(_) => "unknown username (invalid)".to_owned(),
+    }
 }
 
 /// Changes the caller's password and ends every other session of theirs.

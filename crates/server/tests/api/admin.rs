@@ -128,6 +128,75 @@ fn kinds(page: &Value) -> Vec<String> {
         .collect()
 }
 
+// --- The audit log's contents and retention -----------------------------------------------
+
+#[tokio::test]
+async fn a_failed_signin_records_what_was_typed_only_if_it_could_be_a_username() {
+    let (app, admin) = app_with_admin().await;
+    for typed in [
+        "hunter2 secret!",
+        "Bob.Smith",
+        "x\u{202E}y",
+        &"a".repeat(300),
+    ] {
+        app.signin(typed, "whatever password")
+            .await
+            .assert(StatusCode::UNAUTHORIZED);
+    }
+    let response = app
+        .get("/api/admin/audit?kind=signin_failed", Some(&admin))
+        .await;
+    response.assert(StatusCode::OK);
+    assert!(!response.text().contains("hunter2"), "{}", response.text());
+    let page = response.json();
+    let details: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        details,
+        [
+            "unknown username (invalid)",
+            "unknown username (invalid)",
+            "unknown username: bob.smith",
+            "unknown username (invalid)",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn audit_events_older_than_the_retention_are_purged() {
+    use tollgate::storage::{AuditEvent, AuditKind};
+    // Housekeeping purges by the real clock; here the test's clock decides.
+    let app = TestApp::with_settings(|s| s.audit_retention = None).await;
+    let storage = &app.state.storage;
+    let day = 86_400;
+    let now = 1_000 * day;
+    for age_days in [200, 120, 91, 89, 10, 0] {
+        storage
+            .record_audit(
+                &AuditEvent {
+                    detail: Some(format!("{age_days} days old")),
+                    ..AuditEvent::new(AuditKind::Logout, None)
+                },
+                now - age_days * day,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(storage.purge_audit(now - 90 * day).await.unwrap(), 3);
+    let (kept, total) = storage.audit_events(None, None, 10, 0).await.unwrap();
+    assert_eq!(total, 3);
+    let details: Vec<_> = kept.iter().filter_map(|e| e.detail.as_deref()).collect();
+    assert_eq!(details, ["0 days old", "10 days old", "89 days old"]);
+    // Nothing left to purge; an empty log is fine too.
+    assert_eq!(storage.purge_audit(now - 90 * day).await.unwrap(), 0);
+    assert_eq!(storage.purge_audit(now + day).await.unwrap(), 3);
+    assert_eq!(storage.purge_audit(now + day).await.unwrap(), 0);
+}
+
 // --- Who may call the admin API -----------------------------------------------------------
 
 #[tokio::test]

@@ -253,6 +253,109 @@ async fn per_ip_limits_answer_429_with_retry_after_before_any_hashing() {
 }
 
 #[tokio::test]
+async fn admins_provisioning_users_are_not_held_to_the_anonymous_signup_limit() {
+    let app = TestApp::with_settings(|s| s.rate_limits.signup = NonZeroU32::new(2)).await;
+    let admin = app.user_with_roles("root", &[Role::Admin]).await;
+    let user = app.user_with_roles("alice", &[Role::User]).await;
+    let signup = |name: &str, token: Option<&str>| {
+        json_request(
+            Method::POST,
+            "/api/auth/signup",
+            &json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
+            token,
+        )
+    };
+    for i in 0..5 {
+        app.send_from("198.51.100.1", signup(&format!("staff{i}"), Some(&admin)))
+            .await
+            .assert(StatusCode::OK);
+    }
+    // The admin's sign-ups left the address's allowance untouched.
+    app.send_from("198.51.100.1", signup("anon1", None))
+        .await
+        .assert(StatusCode::OK);
+    app.send_from("198.51.100.1", signup("anon2", None))
+        .await
+        .assert(StatusCode::OK);
+    app.send_from("198.51.100.1", signup("anon3", None))
+        .await
+        .assert(StatusCode::TOO_MANY_REQUESTS);
+    // A non-admin's token counts, and so does a bad one (refused with 401 after counting).
+    app.send_from("198.51.100.2", signup("user1", Some(&user)))
+        .await
+        .assert(StatusCode::OK);
+    app.send_from("198.51.100.2", signup("user2", Some("not-a-token")))
+        .await
+        .assert(StatusCode::UNAUTHORIZED);
+    app.send_from("198.51.100.2", signup("user3", Some(&user)))
+        .await
+        .assert(StatusCode::TOO_MANY_REQUESTS);
+    // The admin is still let through from a limited address.
+    app.send_from("198.51.100.2", signup("staff5", Some(&admin)))
+        .await
+        .assert(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn answers_with_tokens_or_personal_data_are_never_stored_by_caches() {
+    let app = TestApp::new().await;
+    let admin = app.user_with_roles("root", &[Role::Admin]).await;
+    app.user_with_roles("alice", &[Role::User]).await;
+    let session = app.session("alice").await;
+    let responses = [
+        ("signin", app.signin("alice", PASSWORD).await),
+        ("refresh", app.refresh(&session.refresh, &[]).await),
+        ("me", app.get("/api/user/me", Some(&session.access)).await),
+        (
+            "sessions",
+            app.get("/api/auth/sessions", Some(&session.access)).await,
+        ),
+        (
+            "admin users",
+            app.get("/api/admin/users", Some(&admin)).await,
+        ),
+        (
+            "admin user",
+            app.get("/api/admin/users/2", Some(&admin)).await,
+        ),
+        (
+            "admin audit",
+            app.get("/api/admin/audit", Some(&admin)).await,
+        ),
+        (
+            "refreshtoken",
+            app.post(
+                "/api/auth/refreshtoken",
+                json!({"refreshToken": app.session("alice").await.refresh}),
+                None,
+            )
+            .await,
+        ),
+        (
+            "user content",
+            app.get("/api/test/user", Some(&session.access)).await,
+        ),
+        ("error", app.get("/api/user/me", Some("not-a-token")).await),
+        ("wrong password", app.signin("alice", "wrong guess").await),
+    ];
+    for (what, response) in responses {
+        assert!(response.status != StatusCode::NOT_FOUND, "{what}");
+        assert_eq!(response.header("cache-control"), Some("no-store"), "{what}");
+    }
+    // What may be cached still says so.
+    assert_eq!(
+        app.get("/.well-known/jwks.json", None)
+            .await
+            .header("cache-control"),
+        Some("public, max-age=300")
+    );
+    assert_eq!(
+        app.get("/", None).await.header("cache-control"),
+        Some("no-cache")
+    );
+}
+
+#[tokio::test]
 async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     let app = TestApp::with_settings(|s| {
         s.rate_limits.signin = NonZeroU32::new(1);

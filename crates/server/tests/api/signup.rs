@@ -223,6 +223,57 @@ async fn invalid_fields_are_refused_with_a_message_naming_the_field() {
 }
 
 #[tokio::test]
+async fn look_alikes_of_an_address_with_invisible_or_non_ascii_characters_are_refused() {
+    let app = TestApp::new().await;
+    app.post(
+        "/api/auth/signup",
+        json!({"username": "admin", "email": "admin@example.com", "password": PASSWORD}),
+        None,
+    )
+    .await
+    .assert(StatusCode::OK);
+    let cases = [
+        (
+            "admin\u{200B}@example.com",
+            "Email must not contain invisible, formatting or control characters.",
+        ),
+        (
+            "admin@example.com\u{202E}",
+            "Email must not contain invisible, formatting or control characters.",
+        ),
+        (
+            "adm\u{0085}in@example.com",
+            "Email must not contain invisible, formatting or control characters.",
+        ),
+        (
+            "\u{0430}dmin@example.com",
+            "Email must be written in ASCII; give an internationalised domain in its xn-- \
+             (punycode) form.",
+        ),
+    ];
+    for (email, message) in cases {
+        let response = app
+            .post(
+                "/api/auth/signup",
+                json!({"username": "mallory", "email": email, "password": PASSWORD}),
+                None,
+            )
+            .await;
+        response.assert(StatusCode::BAD_REQUEST);
+        assert_eq!(response.message(), message, "{email:?}");
+    }
+    // An internationalised domain in its ASCII form is fine.
+    app.post(
+        "/api/auth/signup",
+        json!({"username": "jane", "email": "jane@xn--bcher-kva.example", "password": PASSWORD}),
+        None,
+    )
+    .await
+    .assert(StatusCode::OK);
+    assert_eq!(app.state.storage.list_users().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn parallel_signups_for_one_name_create_exactly_one_complete_user() {
     let app = TestApp::new().await;
     let mut tasks = tokio::task::JoinSet::new();
