@@ -23,3 +23,6 @@ CREATE TABLE server_settings (
     value BIGINT NOT NULL
 );
 INSERT INTO server_settings (name, value) VALUES ('max_access_token_ttl', 0), ('health_probe', 0);
+
+-- Audit events older than the retention are purged by time.
+CREATE INDEX audit_events_at ON audit_events (at);

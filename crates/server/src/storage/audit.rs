@@ -115,23 +115,14 @@ impl Storage {
         Ok(())
     }
 
-    /// Deletes the events recorded before `cutoff` (unix seconds); returns how many.
-    ///
-    /// Events are appended in time order, so the expired ones are those before the first
-    /// event still kept: found and deleted by walking the primary key from the oldest, without a
-    /// scan of the whole log (which has no index on `at`). An event that a node with a lagging
-    /// clock recorded after a newer one goes at the next purge that reaches it.
+    /// Deletes the events recorded before `cutoff` (unix time). Returns how many.
     pub async fn purge_audit(&self, cutoff: i64) -> Result<u64> {
         let deleted = on_pool!(self, |pool| {
-            sqlx::query(
-                "DELETE FROM audit_events WHERE id < COALESCE(\
-                   (SELECT id FROM audit_events WHERE at >= $1 ORDER BY id LIMIT 1), \
-                   (SELECT MAX(id) + 1 FROM audit_events))",
-            )
-            .bind(cutoff)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            sqlx::query("DELETE FROM audit_events WHERE at < $1")
+                .bind(cutoff)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         Ok(deleted)
     }
