@@ -7,12 +7,12 @@ use api::{Email, Password, Role, Username};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
-    app::AppState,
     config::UserCommand,
     domain::{
         admin::{Actor, change_user},
         sessions::Client,
     },
+    state::AppState,
     storage::{AdminChange, NewUser},
 };
 

@@ -12,12 +12,14 @@ pub mod http;
 pub mod limits;
 pub mod passwords;
 pub mod revocation;
+pub mod state;
 pub mod storage;
 pub mod tokens;
 
 use tokio::net::TcpListener;
 
-pub use app::{AppState, router};
+pub use app::router;
+pub use state::AppState;
 
 /// Serves the API on `listener` until `shutdown` completes, then drains open requests.
 pub async fn serve(

@@ -6,10 +6,10 @@ use api::{Email, Password, Role, Username};
 
 use super::sessions::{self, Client, Grant};
 use crate::{
-    app::AppState,
     clock::unix_now,
     error::{Error, Result},
     passwords::{MAX_PASSWORD_BYTES, Verdict},
+    state::AppState,
     storage::{
         AuditEvent, AuditKind, NewUser, SessionFilter, SigninAttempt, ThrottleKey, UserRecord,
     },

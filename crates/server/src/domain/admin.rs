@@ -2,10 +2,10 @@
 //! audited with who made it, and takes effect on live access tokens at once.
 
 use crate::{
-    app::AppState,
     clock::unix_now,
     domain::sessions::{Client, end_sessions, own_ttl_secs},
     error::Result,
+    state::AppState,
     storage::{AdminChange, AuditEvent, AuditKind, SessionFilter, ThrottleKey},
     tokens::Principal,
 };

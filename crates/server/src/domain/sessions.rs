@@ -1,9 +1,9 @@
 //! Sessions: opening one at sign-in, refresh-token rotation with reuse detection, ending them.
 
 use crate::{
-    app::AppState,
     clock::{self, unix_now},
     error::{Error, RefreshFailure, Result},
+    state::AppState,
     storage::{
         AuditEvent, AuditKind, NewSession, Revocation, SessionFilter, SessionOpened, UserRecord,
     },

@@ -10,10 +10,10 @@ use time::format_description::well_known::Rfc3339;
 
 use super::extract::{Admin, ClientInfo, Json, Path, Query, RequireRole};
 use crate::{
-    app::AppState,
     clock::rfc3339,
     domain::admin::{Actor, change_user, end_user_sessions},
     error::{Error, Result},
+    state::AppState,
     storage::{AdminChange, AuditKind, UserRecord},
 };
 

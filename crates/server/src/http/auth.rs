@@ -21,13 +21,13 @@ use super::{
     extract::{AuthUser, ClientInfo, Json, SameSite, lenient_auth},
 };
 use crate::{
-    app::AppState,
     domain::{
         accounts::{self, SignUp},
         sessions::{self, end_sessions},
     },
     error::{Error, RefreshFailure, Result},
     limits::Limit,
+    state::AppState,
     storage::{AuditEvent, AuditKind, SessionFilter},
 };
 

@@ -13,9 +13,9 @@ use axum::{
 };
 
 use crate::{
-    app::AppState,
     domain::sessions::Client,
     error::Error,
+    state::AppState,
     tokens::{Principal, TokenError},
 };
 

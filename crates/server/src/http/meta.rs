@@ -2,7 +2,7 @@
 
 use axum::{Json, extract::State, http::header, response::IntoResponse};
 
-use crate::{app::AppState, error::Error};
+use crate::{error::Error, state::AppState};
 
 /// Liveness: touches neither the database nor the keys.
 pub async fn healthz() -> &'static str {

@@ -5,10 +5,10 @@ use axum::{Json, extract::State};
 
 use super::extract::{AuthUser, ClientInfo, Path};
 use crate::{
-    app::AppState,
     clock::{rfc3339, unix_now},
     domain::sessions::end_sessions,
     error::{Error, Result},
+    state::AppState,
     storage::{AuditEvent, AuditKind, SessionFilter},
 };
 

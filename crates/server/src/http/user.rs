@@ -9,10 +9,10 @@ use time::format_description::well_known::Rfc3339;
 
 use super::extract::{AuthUser, ClientInfo, Json};
 use crate::{
-    app::AppState,
     domain::accounts,
     error::{Error, Result},
     limits::Limit,
+    state::AppState,
 };
 
 pub async fn me(

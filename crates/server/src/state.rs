@@ -1,0 +1,102 @@
+//! The application state: everything a request, the domain or the CLI may need, built once
+//! per process and passed, never global.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    clock::unix_now,
+    config::Settings,
+    error::Error,
+    limits::IpLimits,
+    passwords::Passwords,
+    revocation::Revocations,
+    storage::{AuditEvent, Storage},
+    tokens::Tokens,
+};
+
+/// Everything a request may need. Cheap to clone: each part is a handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Storage,
+    pub tokens: Tokens,
+    pub passwords: Passwords,
+    pub revocations: Revocations,
+    pub limits: IpLimits,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Builds the state of a serving node on a migrated database: [`Self::load`]s it, follows
+    /// revocations made elsewhere (other nodes, the CLI), and starts housekeeping.
+    pub async fn new(storage: Storage, settings: Settings) -> anyhow::Result<Self> {
+        let state = Self::load(storage, settings).await?;
+        state.revocations.follow(&state.storage);
+        state.spawn_housekeeping();
+        Ok(state)
+    }
+
+    /// Builds the state on a migrated database, with no background work (the CLI's): loads or
+    /// creates the keys, records this node's token lifetime, loads the revocations.
+    pub async fn load(storage: Storage, settings: Settings) -> anyhow::Result<Self> {
+        let tokens = Tokens::load(&storage, &settings).await?;
+        let ttl_secs = i64::try_from(settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        storage.note_access_token_ttl(ttl_secs).await?;
+        let passwords = Passwords::new(settings.hash_concurrency)?;
+        let revocations = Revocations::new(settings.access_token_ttl);
+        revocations.reload(&storage).await?;
+        Ok(Self {
+            storage,
+            tokens,
+            passwords,
+            revocations,
+            limits: IpLimits::new(&settings.rate_limits),
+            settings: Arc::new(settings),
+        })
+    }
+
+    /// Records an audit event. A failure to record is logged, not passed on: the action it
+    /// describes has already happened.
+    pub async fn audit(&self, event: AuditEvent) {
+        match self.storage.record_audit(&event, unix_now()).await {
+            Ok(()) => {}
+            // Logged once for the whole outage, not once per event.
+            Err(Error::Unavailable(unavailable)) => {
+                self.storage.report_unavailable(unavailable);
+                tracing::debug!(kind = event.kind.as_str(), "audit event not recorded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, kind = event.kind.as_str(), "could not record audit event");
+            }
+        }
+    }
+
+    fn spawn_housekeeping(&self) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut round = 0u64;
+            loop {
+                tick.tick().await;
+                state.revocations.purge();
+                state.limits.purge();
+                if round.is_multiple_of(10)
+                    && let Err(e) = state.storage.purge_expired(unix_now()).await
+                {
+                    tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+                if round.is_multiple_of(10)
+                    && let Some(retention) = state.settings.audit_retention
+                {
+                    let cutoff = unix_now().saturating_sub_unsigned(retention.as_secs());
+                    match state.storage.purge_audit(cutoff).await {
+                        Ok(0) => {}
+                        Ok(purged) => tracing::info!(purged, "purged old audit events"),
+                        Err(e) => tracing::warn!(error = %e, "purging old audit events failed"),
+                    }
+                }
+                round += 1;
+            }
+        });
+    }
+}
