@@ -12,21 +12,9 @@ pub mod http;
 pub mod limits;
 pub mod passwords;
 pub mod revocation;
+pub mod serve;
 pub mod storage;
 pub mod tokens;
 
-use tokio::net::TcpListener;
-
 pub use app::{AppState, router};
-
-/// Serves the API on `listener` until `shutdown` completes, then drains open requests.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use serve::serve;
