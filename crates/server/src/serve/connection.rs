@@ -29,8 +29,10 @@ use tower::ServiceExt;
 use super::{body::DeadlineBody, parse_errors};
 use crate::config::ServeSettings;
 
-/// Largest buffer hyper keeps per connection. Request heads larger than our own header limit
-/// but below this get our JSON 431; only heads beyond it are refused by hyper itself.
+/// The buffer hyper may grow per connection (hyper's default is ~400 KiB; this bounds what
+/// idle attackers can make it hold). It is a soft bound: one read may overshoot it. Heads
+/// beyond it are refused by hyper itself, heads over our header limit below it by our
+/// middleware; both answers are our JSON 431.
 const MAX_BUF_BYTES: usize = 64 * 1024;
 
 /// Serves one connection until the client is done, a deadline passes, or — after `stop`

@@ -404,6 +404,11 @@ async fn requests_hyper_refuses_get_our_json_error_too() {
             400,
             "The request is not valid HTTP.",
         ),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(70_000)),
+            414,
+            "The request URI is too long.",
+        ),
         // More headers than hyper takes.
         (
             format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{many_headers}\r\n"),
