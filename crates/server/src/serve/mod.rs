@@ -28,13 +28,11 @@ use tokio::{
 
 pub use body::{BodyTimeout, is_body_timeout};
 
-use crate::{app::AppState, config::ServeSettings, router};
+use crate::{app::AppState, config::ServeSettings, limits::LogThrottle, router};
 
 /// Pause after an accept failure that is not about one connection (out of file descriptors,
 /// of memory): retrying at once would only spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// At most one log line per this interval about accept failures.
-const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Serves the API on `listener` until `shutdown` completes, then drains open requests for at
 /// most `settings.shutdown_drain`.
@@ -49,7 +47,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
-    let mut accept_errors = AcceptErrors::default();
+    let accept_errors = LogThrottle::new(LogThrottle::INTERVAL);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -67,7 +65,15 @@ pub async fn serve(
                 Ok(accepted) => accepted,
                 Err(e) => {
                     if !is_connection_error(&e) {
-                        accept_errors.log(&e);
+                        if let Some(held_back) = accept_errors.admit(Instant::now()) {
+                            tracing::error!(
+                                error = %e,
+                                held_back,
+                                "cannot accept connections; retrying (logged at most every 10 s; \
+                                 is the open-file limit, `ulimit -n`, too low for \
+                                 --max-connections?)"
+                            );
+                        }
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                     continue;
@@ -117,34 +123,6 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
-}
-
-/// Logs accept failures at most once per [`ACCEPT_LOG_INTERVAL`], counting the others.
-#[derive(Debug, Default)]
-struct AcceptErrors {
-    last_logged: Option<Instant>,
-    unlogged: u64,
-}
-
-impl AcceptErrors {
-    fn log(&mut self, e: &io::Error) {
-        let now = Instant::now();
-        if self
-            .last_logged
-            .is_some_and(|last| now.duration_since(last) < ACCEPT_LOG_INTERVAL)
-        {
-            self.unlogged += 1;
-            return;
-        }
-        tracing::error!(
-            error = %e,
-            similar_since_last_report = self.unlogged,
-            "cannot accept connections; retrying (is the open-file limit, `ulimit -n`, too low \
-             for --max-connections?)"
-        );
-        self.last_logged = Some(now);
-        self.unlogged = 0;
-    }
 }
 
 /// A connection cap the open-file limit cannot hold would end in "too many open files".
