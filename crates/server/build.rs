@@ -57,7 +57,63 @@ struct Asset {
     content_type: &'static str,
 }
 
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Makes sure the toolchain building us has the wasm target: a fresh machine whose rustup does
+/// not install the targets `rust-toolchain.toml` lists (`RUSTUP_AUTO_INSTALL=0`, older rustup)
+/// lacks it, and the wasm build would fail with "can't find crate for `core`". Installs it
+/// through rustup; failing that, panics with the command that fixes it as the first line.
+fn ensure_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    let Some(sysroot) = sysroot else {
+        // Cannot tell; let the wasm build speak for itself.
+        return;
+    };
+    let has_target = |sysroot: &Path| sysroot.join("lib/rustlib").join(WASM_TARGET).is_dir();
+    if has_target(&sysroot) {
+        return;
+    }
+    // rustup names the running toolchain in RUSTUP_TOOLCHAIN; its directory name otherwise.
+    let toolchain = env::var("RUSTUP_TOOLCHAIN").ok().or_else(|| {
+        sysroot
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+    });
+    let mut command = Command::new("rustup");
+    command.args(["target", "add", WASM_TARGET]);
+    if let Some(toolchain) = &toolchain {
+        command.args(["--toolchain", toolchain]);
+    }
+    let fix = format!(
+        "rustup target add {WASM_TARGET}{}",
+        toolchain
+            .as_deref()
+            .map(|t| format!(" --toolchain {t}"))
+            .unwrap_or_default()
+    );
+    println!("cargo:warning=the {WASM_TARGET} target is missing; running `{fix}`");
+    let outcome = match command.status() {
+        Ok(status) if status.success() && has_target(&sysroot) => return,
+        Ok(status) => format!("`{fix}` exited with {status}"),
+        Err(e) => format!("rustup could not be run ({e})"),
+    };
+    panic!(
+        "{fix}\n\
+         ^ run this, then build again: the web UI is compiled to WebAssembly and this toolchain \
+         ({}) lacks the {WASM_TARGET} target; installing it automatically failed: {outcome}. \
+         (TOLLGATE_SKIP_UI=1 builds without the UI.)",
+        sysroot.display()
+    );
+}
+
 fn build_ui(root: &Path, out: &Path) -> Result<Vec<Asset>, BoxError> {
+    ensure_wasm_target();
     let target_dir = root.join("target/web-wasm");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);

@@ -159,6 +159,30 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_TOKEN_CACHE_SIZE", default_value_t = 100_000)]
     pub token_cache_size: usize,
 
+    /// Time a client has to send a complete request head (request line and headers), counted
+    /// from when the server starts waiting for it; a slower connection is closed.
+    #[arg(long, env = "TOLLGATE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub header_read_timeout: Duration,
+
+    /// Time a client has to send a whole request body once its headers are in; a slower request
+    /// is answered 408.
+    #[arg(long, env = "TOLLGATE_REQUEST_BODY_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub request_body_timeout: Duration,
+
+    /// How long a kept-alive connection may sit idle between requests before it is closed.
+    #[arg(long, env = "TOLLGATE_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
+
+    /// Client connections served at once; further ones wait in the listen queue until one
+    /// closes. Defaults to what the open-file limit (`ulimit -n`) leaves room for, at most 10000.
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", value_parser = parse_max_connections)]
+    pub max_connections: Option<usize>,
+
+    /// On SIGTERM or Ctrl-C: how long requests in progress get to finish before the remaining
+    /// connections are dropped and the process exits. `0s` exits at once.
+    #[arg(long, env = "TOLLGATE_SHUTDOWN_DRAIN", default_value = "10s", value_parser = parse_drain)]
+    pub shutdown_drain: Duration,
+
     /// Log filter, e.g. `info`, `tollgate=debug,tower_http=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -242,6 +266,51 @@ pub struct Settings {
     pub audit_retention: Option<Duration>,
 }
 
+/// How connections are served: their timeouts, how many at once, and the shutdown drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeSettings {
+    pub header_read_timeout: Duration,
+    pub request_body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_drain: Duration,
+    /// The process's soft open-file limit, when known (for a warning at start).
+    pub open_file_limit: Option<u64>,
+}
+
+/// Most connections served at once when the open-file limit allows it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+impl ServeSettings {
+    /// File descriptors kept out of the connection budget: the listener, the database, logs and
+    /// the runtime's own (a quarter of a small limit, 256 of a large one).
+    pub fn reserved_files(open_file_limit: u64) -> u64 {
+        (open_file_limit / 4).min(256)
+    }
+
+    /// The default connection cap: [`DEFAULT_MAX_CONNECTIONS`], or less when the open-file
+    /// limit would be reached first.
+    pub fn default_max_connections(open_file_limit: Option<u64>) -> usize {
+        let Some(limit) = open_file_limit else {
+            return DEFAULT_MAX_CONNECTIONS;
+        };
+        let budget = limit.saturating_sub(Self::reserved_files(limit)).max(1);
+        usize::try_from(budget).map_or(DEFAULT_MAX_CONNECTIONS, |b| b.min(DEFAULT_MAX_CONNECTIONS))
+    }
+}
+
+/// The soft limit on open files (`ulimit -n`), if the platform has one.
+pub fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Requests allowed per client IP per minute; `None` is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
@@ -311,6 +380,24 @@ impl ServerArgs {
             },
             audit_retention: (!self.audit_retention.is_zero()).then_some(self.audit_retention),
         })
+    }
+}
+
+impl ServerArgs {
+    /// The connection settings, with the connection cap derived from the open-file limit
+    /// unless given.
+    pub fn serve_settings(&self) -> ServeSettings {
+        let open_file_limit = open_file_limit();
+        ServeSettings {
+            header_read_timeout: self.header_read_timeout,
+            request_body_timeout: self.request_body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| ServeSettings::default_max_connections(open_file_limit)),
+            shutdown_drain: self.shutdown_drain,
+            open_file_limit,
+        }
     }
 }
 
@@ -389,6 +476,30 @@ fn parse_retention(raw: &str) -> Result<Duration, String> {
     Ok(retention)
 }
 
+fn parse_timeout(raw: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(raw).map_err(|e| format!("{e} (try `10s`)"))?;
+    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(3600) {
+        return Err("must be between 100 milliseconds and 1 hour".into());
+    }
+    Ok(timeout)
+}
+
+fn parse_drain(raw: &str) -> Result<Duration, String> {
+    let drain = humantime::parse_duration(raw).map_err(|e| format!("{e} (try `10s`)"))?;
+    if drain > Duration::from_secs(3600) {
+        return Err("must be at most 1 hour".into());
+    }
+    Ok(drain)
+}
+
+fn parse_max_connections(raw: &str) -> Result<usize, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{raw}` is not a whole number")),
+    }
+}
+
 fn parse_net(raw: &str) -> Result<ipnet::IpNet, String> {
     let raw = raw.trim();
     raw.parse::<ipnet::IpNet>()
@@ -446,6 +557,29 @@ mod tests {
             settings.audit_retention,
             Some(Duration::from_secs(90 * 86_400))
         );
+        let serve = cli.server.serve_settings();
+        assert_eq!(serve.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(serve.request_body_timeout, Duration::from_secs(30));
+        assert_eq!(serve.idle_timeout, Duration::from_secs(60));
+        assert_eq!(serve.shutdown_drain, Duration::from_secs(10));
+        assert!((1..=DEFAULT_MAX_CONNECTIONS).contains(&serve.max_connections));
+    }
+
+    #[test]
+    fn the_default_connection_cap_stays_below_the_open_file_limit() {
+        assert_eq!(
+            ServeSettings::default_max_connections(None),
+            DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(ServeSettings::default_max_connections(Some(64)), 48);
+        assert_eq!(ServeSettings::default_max_connections(Some(1024)), 768);
+        assert_eq!(
+            ServeSettings::default_max_connections(Some(1 << 20)),
+            10_000
+        );
+        assert_eq!(ServeSettings::default_max_connections(Some(0)), 1);
+        let cli = args(&["--max-connections", "5"]).unwrap();
+        assert_eq!(cli.server.serve_settings().max_connections, 5);
     }
 
     #[test]
@@ -483,6 +617,11 @@ mod tests {
         assert!(cli.server.settings().unwrap().audit_retention.is_some());
         let cli = args(&["--audit-retention", "0s"]).unwrap();
         assert_eq!(cli.server.settings().unwrap().audit_retention, None);
+        assert!(args(&["--max-connections", "0"]).is_err());
+        assert!(args(&["--header-read-timeout", "0s"]).is_err());
+        assert!(args(&["--request-body-timeout", "2h"]).is_err());
+        assert!(args(&["--idle-timeout", "soon"]).is_err());
+        assert!(args(&["--shutdown-drain", "0s"]).is_ok());
         let cli = args(&["--refresh-idle-ttl", "40d"]).unwrap();
         assert!(cli.server.settings().is_err());
         let cli = args(&["--trusted-proxy", "10.0.0.0/8,127.0.0.1"]).unwrap();

@@ -132,6 +132,14 @@ pub enum Error {
     MethodNotAllowed,
     #[error("Request headers are too large.")]
     HeadersTooLarge,
+    /// hyper could not parse the request (answered for it, see `serve::parse_errors`).
+    #[error("The request is not valid HTTP.")]
+    MalformedRequest,
+    #[error("The request URI is too long.")]
+    UriTooLong,
+    /// The request body did not arrive within `--request-body-timeout`.
+    #[error("The request body was not received in time.")]
+    BodyTimeout,
     /// Too many password checks queued; the client should retry shortly.
     #[error("The server is busy; please retry shortly.")]
     Overloaded,
@@ -174,6 +182,9 @@ impl Error {
             Error::CookieRefresh(_) => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::MalformedRequest => StatusCode::BAD_REQUEST,
+            Error::UriTooLong => StatusCode::URI_TOO_LONG,
             Error::Overloaded | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -194,6 +205,9 @@ impl From<sqlx::Error> for Error {
 
 impl From<JsonRejection> for Error {
     fn from(rejection: JsonRejection) -> Self {
+        if crate::serve::is_body_timeout(&rejection) {
+            return Error::BodyTimeout;
+        }
         let message = match &rejection {
             JsonRejection::MissingJsonContentType(_) => {
                 "Expected a JSON body with `Content-Type: application/json`.".to_owned()
@@ -255,6 +269,19 @@ fn serde_reason(error: &axum::extract::rejection::JsonDataError) -> String {
     text
 }
 
+impl Error {
+    /// The message the client is sent: no internals of a server fault.
+    pub fn client_message(&self) -> String {
+        if self.status().is_server_error()
+            && !matches!(self, Error::Overloaded | Error::Unavailable(_))
+        {
+            "Internal server error.".to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -263,13 +290,7 @@ impl IntoResponse for Error {
             Error::Internal(e) => tracing::error!(error = ?e, "internal error"),
             _ => {}
         }
-        let message = if status.is_server_error()
-            && !matches!(self, Error::Overloaded | Error::Unavailable(_))
-        {
-            "Internal server error.".to_owned()
-        } else {
-            self.to_string()
-        };
+        let message = self.client_message();
         let retry_after = match &self {
             Error::AccountBackoff { retry_after_secs }
             | Error::RateLimited { retry_after_secs } => Some(retry_after_secs.max(&1).to_string()),

@@ -31,6 +31,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Cli) -> anyhow::Result<()> {
     let settings = args.server.settings()?;
+    let serve_settings = args.server.serve_settings();
     let storage = Storage::connect_with(
         args.database.database_url.expose_secret(),
         PoolSettings {
@@ -61,9 +62,10 @@ async fn run(args: Cli) -> anyhow::Result<()> {
     tracing::info!(
         address = %listener.local_addr()?,
         backend = ?storage.backend(),
+        max_connections = serve_settings.max_connections,
         "tollgate is serving"
     );
-    tollgate::serve(listener, state, shutdown_signal()).await?;
+    tollgate::serve(listener, state, serve_settings, shutdown_signal()).await?;
     storage.close().await;
     tracing::info!("tollgate stopped");
     Ok(())

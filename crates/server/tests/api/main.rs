@@ -3,6 +3,7 @@
 
 mod admin;
 mod binary;
+mod connections;
 mod content;
 mod disk;
 mod gaps;
