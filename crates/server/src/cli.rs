@@ -9,11 +9,11 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::{
     config::UserCommand,
     domain::{
-        admin::{Actor, change_user},
+        admin::{Actor, UserChange, change_user},
         sessions::Client,
     },
     state::AppState,
-    storage::{AdminChange, NewUser},
+    storage::NewUser,
 };
 
 /// Where `user add` reads a password from when no terminal is attached.
@@ -62,7 +62,7 @@ pub async fn run_user_command(state: &AppState, command: UserCommand) -> anyhow:
                 let mut roles = user.roles.clone();
                 roles.push(role);
                 roles.sort();
-                change(state, user.id, AdminChange::SetRoles(roles)).await?;
+                change(state, user.id, UserChange::SetRoles(roles)).await?;
                 println!("{username} now has role {role}");
             }
         }
@@ -70,7 +70,7 @@ pub async fn run_user_command(state: &AppState, command: UserCommand) -> anyhow:
             let user = user(state, &username).await?;
             if user.roles.contains(&role) {
                 let roles: Vec<Role> = user.roles.iter().copied().filter(|r| *r != role).collect();
-                change(state, user.id, AdminChange::SetRoles(roles)).await?;
+                change(state, user.id, UserChange::SetRoles(roles)).await?;
                 println!("{username} no longer has role {role}");
             } else {
                 println!("{username} did not have role {role}");
@@ -78,12 +78,12 @@ pub async fn run_user_command(state: &AppState, command: UserCommand) -> anyhow:
         }
         UserCommand::Disable { username } => {
             let user = user(state, &username).await?;
-            change(state, user.id, AdminChange::Disable).await?;
+            change(state, user.id, UserChange::Disable).await?;
             println!("{username} is disabled; their sessions have ended");
         }
         UserCommand::Enable { username } => {
             let user = user(state, &username).await?;
-            change(state, user.id, AdminChange::Enable).await?;
+            change(state, user.id, UserChange::Enable).await?;
             println!("{username} is enabled");
         }
         UserCommand::List => {
@@ -111,7 +111,7 @@ async fn user(state: &AppState, username: &Username) -> anyhow::Result<crate::st
         .with_context(|| format!("no user named {username}"))
 }
 
-async fn change(state: &AppState, user_id: i64, change: AdminChange) -> anyhow::Result<()> {
+async fn change(state: &AppState, user_id: i64, change: UserChange) -> anyhow::Result<()> {
     change_user(state, Actor::Cli, user_id, change, &Client::default())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))

@@ -3,6 +3,7 @@
 //! The binary is a thin shell over this library, so tests and tools reuse every part.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;

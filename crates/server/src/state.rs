@@ -4,14 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    clock::unix_now,
-    config::Settings,
-    error::Error,
-    limits::IpLimits,
-    passwords::Passwords,
-    revocation::Revocations,
-    storage::{AuditEvent, Storage},
-    tokens::Tokens,
+    audit::AuditEvent, clock::unix_now, config::Settings, error::Error, limits::IpLimits,
+    passwords::Passwords, revocation::Revocations, storage::Storage, tokens::Tokens,
 };
 
 /// Everything a request may need. Cheap to clone: each part is a handle.

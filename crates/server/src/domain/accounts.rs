@@ -6,13 +6,12 @@ use api::{Email, Password, Role, Username};
 
 use super::sessions::{self, Client, Grant};
 use crate::{
+    audit::{AuditEvent, AuditKind},
     clock::unix_now,
     error::{Error, Result},
     passwords::{MAX_PASSWORD_BYTES, Verdict},
     state::AppState,
-    storage::{
-        AuditEvent, AuditKind, NewUser, SessionFilter, SigninAttempt, ThrottleKey, UserRecord,
-    },
+    storage::{NewUser, SessionFilter, SigninAttempt, ThrottleKey, UserRecord},
     tokens::{IssuedToken, Principal},
 };
 

@@ -1,14 +1,38 @@
 //! What admins do to other users, through the API or the command line. Every change is
 //! audited with who made it, and takes effect on live access tokens at once.
 
+use api::Role;
+
 use crate::{
+    audit::{AuditEvent, AuditKind},
     clock::unix_now,
     domain::sessions::{Client, end_sessions, own_ttl_secs},
-    error::Result,
+    error::{Error, Result},
     state::AppState,
-    storage::{AdminChange, AuditEvent, AuditKind, SessionFilter, ThrottleKey},
+    storage::{AdminChange, SessionFilter, ThrottleKey},
     tokens::Principal,
 };
+
+/// A change an admin (or the CLI) makes to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    /// Replaces the user's roles.
+    SetRoles(Vec<Role>),
+    Disable,
+    Enable,
+    Delete,
+}
+
+impl UserChange {
+    fn to_storage(&self) -> AdminChange {
+        match self {
+            UserChange::SetRoles(roles) => AdminChange::SetRoles(roles.clone()),
+            UserChange::Disable => AdminChange::Disable,
+            UserChange::Enable => AdminChange::Enable,
+            UserChange::Delete => AdminChange::Delete,
+        }
+    }
+}
 
 /// Who makes an administrative change.
 #[derive(Debug, Clone, Copy)]
@@ -45,24 +69,29 @@ pub async fn change_user(
     state: &AppState,
     actor: Actor<'_>,
     user_id: i64,
-    change: AdminChange,
+    change: UserChange,
     client: &Client,
 ) -> Result<()> {
     let username = match change {
-        AdminChange::Enable => state.storage.user_by_id(user_id).await?.map(|u| u.username),
+        UserChange::Enable => state.storage.user_by_id(user_id).await?.map(|u| u.username),
         _ => None,
     };
     let notice = state
         .storage
-        .apply_admin_change(user_id, &change, unix_now(), own_ttl_secs(state))
+        .apply_admin_change(
+            user_id,
+            &change.to_storage(),
+            unix_now(),
+            own_ttl_secs(state),
+        )
         .await?;
     state.revocations.apply(&notice);
     match &change {
-        AdminChange::Disable => {
+        UserChange::Disable => {
             end_sessions(state, SessionFilter::AllOf { user_id }, "user disabled").await?;
         }
         // A fresh start: no back-off left over from before.
-        AdminChange::Enable => {
+        UserChange::Enable => {
             if let Some(username) = username {
                 state
                     .storage
@@ -70,10 +99,10 @@ pub async fn change_user(
                     .await?;
             }
         }
-        AdminChange::SetRoles(_) | AdminChange::Delete => {}
+        UserChange::SetRoles(_) | UserChange::Delete => {}
     }
     let (kind, detail) = match &change {
-        AdminChange::SetRoles(roles) => (
+        UserChange::SetRoles(roles) => (
             AuditKind::RolesChanged,
             Some(
                 roles
@@ -83,9 +112,9 @@ pub async fn change_user(
                     .join(","),
             ),
         ),
-        AdminChange::Disable => (AuditKind::UserDisabled, None),
-        AdminChange::Enable => (AuditKind::UserEnabled, None),
-        AdminChange::Delete => (AuditKind::UserDeleted, None),
+        UserChange::Disable => (AuditKind::UserDisabled, None),
+        UserChange::Enable => (AuditKind::UserEnabled, None),
+        UserChange::Delete => (AuditKind::UserDeleted, None),
     };
     state
         .audit(actor.audit(
@@ -99,13 +128,16 @@ pub async fn change_user(
     Ok(())
 }
 
-/// Ends every session of a user.
+/// Ends every session of a user (404 if there is no such user).
 pub async fn end_user_sessions(
     state: &AppState,
     actor: Actor<'_>,
     user_id: i64,
     client: &Client,
 ) -> Result<usize> {
+    if state.storage.user_by_id(user_id).await?.is_none() {
+        return Err(Error::NotFound("User not found."));
+    }
     let ended = end_sessions(state, SessionFilter::AllOf { user_id }, "ended by admin").await?;
     state
         .audit(actor.audit(

@@ -1,13 +1,12 @@
 //! Sessions: opening one at sign-in, refresh-token rotation with reuse detection, ending them.
 
 use crate::{
+    audit::{AuditEvent, AuditKind},
     clock::{self, unix_now},
     error::{Error, RefreshFailure, Result},
     state::AppState,
-    storage::{
-        AuditEvent, AuditKind, NewSession, Revocation, SessionFilter, SessionOpened, UserRecord,
-    },
-    tokens::{IssuedToken, RefreshToken, Subject, Tokens},
+    storage::{NewSession, Revocation, SessionFilter, SessionOpened, UserRecord},
+    tokens::{IssuedToken, Principal, RefreshToken, Subject, Tokens},
 };
 
 /// Where a request came from, as recorded on sessions and audit events.
@@ -196,6 +195,84 @@ pub async fn session_of(state: &AppState, presented: &str) -> Result<Option<(Str
         .await?
         .filter(|found| !found.revoked)
         .map(|found| (found.session_id, found.user_id)))
+}
+
+/// Signs a session out (logout): ends it everywhere and audits it.
+pub async fn log_out(
+    state: &AppState,
+    session_id: &str,
+    user_id: i64,
+    client: &Client,
+) -> Result<()> {
+    end_sessions(
+        state,
+        SessionFilter::One {
+            id: session_id,
+            user_id,
+        },
+        "logout",
+    )
+    .await?;
+    state
+        .audit(AuditEvent {
+            ip: client.ip.clone(),
+            session_id: Some(session_id.to_owned()),
+            ..AuditEvent::new(AuditKind::Logout, Some(user_id))
+        })
+        .await;
+    Ok(())
+}
+
+/// Ends one of the caller's own sessions (the current one too). Returns whether there was
+/// such a session to end.
+pub async fn end_own_session(
+    state: &AppState,
+    caller: &Principal,
+    session_id: &str,
+    client: &Client,
+) -> Result<bool> {
+    let ended = end_sessions(
+        state,
+        SessionFilter::One {
+            id: session_id,
+            user_id: caller.user_id,
+        },
+        "ended by user",
+    )
+    .await?;
+    audit_ended(state, caller.user_id, client, ended.len()).await;
+    Ok(!ended.is_empty())
+}
+
+/// Ends every session of the caller but the current one. Returns how many ended.
+pub async fn end_other_sessions(
+    state: &AppState,
+    caller: &Principal,
+    client: &Client,
+) -> Result<usize> {
+    let ended = end_sessions(
+        state,
+        SessionFilter::AllOfExcept {
+            user_id: caller.user_id,
+            keep: &caller.session_id,
+        },
+        "ended by user",
+    )
+    .await?;
+    audit_ended(state, caller.user_id, client, ended.len()).await;
+    Ok(ended.len())
+}
+
+async fn audit_ended(state: &AppState, user_id: i64, client: &Client, count: usize) {
+    if count > 0 {
+        state
+            .audit(AuditEvent {
+                ip: client.ip.clone(),
+                detail: Some(format!("{count} sessions")),
+                ..AuditEvent::new(AuditKind::SessionRevoked, Some(user_id))
+            })
+            .await;
+    }
 }
 
 /// Ends sessions and makes their access tokens stop working at once, here and on every node.

@@ -10,11 +10,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::extract::{Admin, ClientInfo, Json, Path, Query, RequireRole};
 use crate::{
+    audit::AuditKind,
     clock::rfc3339,
-    domain::admin::{Actor, change_user, end_user_sessions},
+    domain::admin::{Actor, UserChange, change_user, end_user_sessions},
     error::{Error, Result},
     state::AppState,
-    storage::{AdminChange, AuditKind, UserRecord},
+    storage::UserRecord,
 };
 
 const DEFAULT_PER_PAGE: u32 = 20;
@@ -138,7 +139,7 @@ pub async fn set_roles(
         &state,
         Actor::Admin(&admin),
         id,
-        AdminChange::SetRoles(roles),
+        UserChange::SetRoles(roles),
         &client.client(),
     )
     .await?;
@@ -155,7 +156,7 @@ pub async fn disable(
         &state,
         Actor::Admin(&admin),
         id,
-        AdminChange::Disable,
+        UserChange::Disable,
         &client.client(),
     )
     .await?;
@@ -172,7 +173,7 @@ pub async fn enable(
         &state,
         Actor::Admin(&admin),
         id,
-        AdminChange::Enable,
+        UserChange::Enable,
         &client.client(),
     )
     .await?;
@@ -189,7 +190,7 @@ pub async fn delete_user(
         &state,
         Actor::Admin(&admin),
         id,
-        AdminChange::Delete,
+        UserChange::Delete,
         &client.client(),
     )
     .await?;
@@ -202,9 +203,6 @@ pub async fn end_sessions(
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {
-    if state.storage.user_by_id(id).await?.is_none() {
-        return Err(Error::NotFound("User not found."));
-    }
     let ended = end_user_sessions(&state, Actor::Admin(&admin), id, &client.client()).await?;
     Ok(done(&format!("{ended} session(s) ended.")))
 }

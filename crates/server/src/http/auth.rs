@@ -23,12 +23,11 @@ use super::{
 use crate::{
     domain::{
         accounts::{self, SignUp},
-        sessions::{self, end_sessions},
+        sessions,
     },
     error::{Error, RefreshFailure, Result},
     limits::Limit,
     state::AppState,
-    storage::{AuditEvent, AuditKind, SessionFilter},
 };
 
 /// `POST /api/auth/signup`. The per-IP limit is for anonymous clients: an admin provisioning
@@ -175,22 +174,7 @@ pub async fn logout(
         },
     };
     if let Some((session_id, user_id)) = session {
-        end_sessions(
-            &state,
-            SessionFilter::One {
-                id: &session_id,
-                user_id,
-            },
-            "logout",
-        )
-        .await?;
-        state
-            .audit(AuditEvent {
-                ip: client.client().ip,
-                session_id: Some(session_id),
-                ..AuditEvent::new(AuditKind::Logout, Some(user_id))
-            })
-            .await;
+        sessions::log_out(&state, &session_id, user_id, &client.client()).await?;
     }
     Ok((
         [(

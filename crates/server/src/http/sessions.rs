@@ -6,10 +6,9 @@ use axum::{Json, extract::State};
 use super::extract::{AuthUser, ClientInfo, Path};
 use crate::{
     clock::{rfc3339, unix_now},
-    domain::sessions::end_sessions,
+    domain::sessions::{end_other_sessions, end_own_session},
     error::{Error, Result},
     state::AppState,
-    storage::{AuditEvent, AuditKind, SessionFilter},
 };
 
 pub async fn list(
@@ -50,19 +49,9 @@ pub async fn end_one(
     if !well_formed {
         return Err(Error::NotFound("Session not found."));
     }
-    let ended = end_sessions(
-        &state,
-        SessionFilter::One {
-            id: &id,
-            user_id: principal.user_id,
-        },
-        "ended by user",
-    )
-    .await?;
-    if ended.is_empty() {
+    if !end_own_session(&state, &principal, &id, &client.client()).await? {
         return Err(Error::NotFound("Session not found."));
     }
-    audit_ended(&state, principal.user_id, &client, ended.len()).await;
     Ok(Json(MessageBody {
         message: "Session ended.".to_owned(),
     }))
@@ -74,29 +63,8 @@ pub async fn end_others(
     AuthUser(principal): AuthUser,
     client: ClientInfo,
 ) -> Result<Json<MessageBody>> {
-    let ended = end_sessions(
-        &state,
-        SessionFilter::AllOfExcept {
-            user_id: principal.user_id,
-            keep: &principal.session_id,
-        },
-        "ended by user",
-    )
-    .await?;
-    audit_ended(&state, principal.user_id, &client, ended.len()).await;
+    let ended = end_other_sessions(&state, &principal, &client.client()).await?;
     Ok(Json(MessageBody {
-        message: format!("{} other session(s) ended.", ended.len()),
+        message: format!("{ended} other session(s) ended."),
     }))
-}
-
-async fn audit_ended(state: &AppState, user_id: i64, client: &ClientInfo, count: usize) {
-    if count > 0 {
-        state
-            .audit(AuditEvent {
-                ip: Some(client.ip.to_string()),
-                detail: Some(format!("{count} sessions")),
-                ..AuditEvent::new(AuditKind::SessionRevoked, Some(user_id))
-            })
-            .await;
-    }
 }

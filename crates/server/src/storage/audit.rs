@@ -1,85 +1,10 @@
 //! The audit log.
 
 use super::{Storage, on_pool};
-use crate::error::Result;
-
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuditKind {
-    Signup,
-    SigninOk,
-    SigninFailed,
-    RefreshReuseDetected,
-    Logout,
-    SessionRevoked,
-    PasswordChanged,
-    RolesChanged,
-    UserDisabled,
-    UserEnabled,
-    UserDeleted,
-}
-
-impl AuditKind {
-    pub const ALL: [AuditKind; 11] = [
-        AuditKind::Signup,
-        AuditKind::SigninOk,
-        AuditKind::SigninFailed,
-        AuditKind::RefreshReuseDetected,
-        AuditKind::Logout,
-        AuditKind::SessionRevoked,
-        AuditKind::PasswordChanged,
-        AuditKind::RolesChanged,
-        AuditKind::UserDisabled,
-        AuditKind::UserEnabled,
-        AuditKind::UserDeleted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditKind::Signup => "signup",
-            AuditKind::SigninOk => "signin_ok",
-            AuditKind::SigninFailed => "signin_failed",
-            AuditKind::RefreshReuseDetected => "refresh_reuse_detected",
-            AuditKind::Logout => "logout",
-            AuditKind::SessionRevoked => "session_revoked",
-            AuditKind::PasswordChanged => "password_changed",
-            AuditKind::RolesChanged => "roles_changed",
-            AuditKind::UserDisabled => "user_disabled",
-            AuditKind::UserEnabled => "user_enabled",
-            AuditKind::UserDeleted => "user_deleted",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == raw)
-    }
-}
-
-/// An event to record.
-#[derive(Debug, Clone)]
-pub struct AuditEvent {
-    pub kind: AuditKind,
-    /// Whom it is about.
-    pub user_id: Option<i64>,
-    /// Who did it, when not the user themself (an admin).
-    pub actor_id: Option<i64>,
-    pub session_id: Option<String>,
-    pub ip: Option<String>,
-    pub detail: Option<String>,
-}
-
-impl AuditEvent {
-    pub fn new(kind: AuditKind, user_id: Option<i64>) -> Self {
-        Self {
-            kind,
-            user_id,
-            actor_id: None,
-            session_id: None,
-            ip: None,
-            detail: None,
-        }
-    }
-}
+use crate::{
+    audit::{AuditEvent, AuditKind},
+    error::Result,
+};
 
 /// An event as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -22,7 +22,7 @@ use sqlx::{
     },
 };
 
-pub use audit::{AuditEvent, AuditKind, AuditRecord};
+pub use audit::AuditRecord;
 pub use health::Health;
 pub use keys::StoredKey;
 pub use revocations::{REVOCATION_CHANNEL, Revocation, RevocationNotice};

@@ -168,7 +168,7 @@ async fn a_failed_signin_records_what_was_typed_only_if_it_could_be_a_username()
 
 #[tokio::test]
 async fn audit_events_older_than_the_retention_are_purged() {
-    use tollgate::storage::{AuditEvent, AuditKind};
+    use tollgate::audit::{AuditEvent, AuditKind};
     // Housekeeping purges by the real clock; here the test's clock decides.
     let app = TestApp::with_settings(|s| s.audit_retention = None).await;
     let storage = &app.state.storage;
