@@ -4,8 +4,9 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    audit::AuditEvent, clock::unix_now, config::Settings, error::Error, limits::IpLimits,
-    passwords::Passwords, revocation::Revocations, storage::Storage, tokens::Tokens,
+    audit::AuditEvent, clock::unix_now, config::Settings, domain::keys, error::Error,
+    limits::IpLimits, passwords::Passwords, revocation::Revocations, storage::Storage,
+    tokens::Tokens,
 };
 
 /// Everything a request may need. Cheap to clone: each part is a handle.
@@ -32,7 +33,7 @@ impl AppState {
     /// Builds the state on a migrated database, with no background work (the CLI's): loads or
     /// creates the keys, records this node's token lifetime, loads the revocations.
     pub async fn load(storage: Storage, settings: Settings) -> anyhow::Result<Self> {
-        let tokens = Tokens::load(&storage, &settings).await?;
+        let tokens = Tokens::new(&settings, keys::load(&storage, &settings).await?)?;
         let ttl_secs = i64::try_from(settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX / 2);
         storage.note_access_token_ttl(ttl_secs).await?;
         let passwords = Passwords::new(settings.hash_concurrency)?;

@@ -24,12 +24,65 @@ use serde::{Deserialize, Serialize};
 use crate::{
     clock::{self, unix_now},
     config::{Settings, SigningSettings},
-    storage::{Storage, StoredKey},
 };
 
 /// Longest token we look at; anything longer is refused before any parsing.
 const MAX_TOKEN_LEN: usize = 4096;
-const EDDSA: &str = "EdDSA";
+/// The algorithm name of Ed25519 keys, as stored and as published in the JWKS.
+pub const EDDSA: &str = "EdDSA";
+
+/// The key material the token code works with. Loaded (and created on first start) by the
+/// domain's `keys` step; this module knows no database.
+pub struct KeySet {
+    /// Ed25519 signing keys, newest first; the newest signs. Empty under HS256.
+    pub ed25519: Vec<Ed25519Key>,
+    /// The secret from which refresh tokens' successors are derived, shared by every node.
+    pub refresh_secret: Vec<u8>,
+}
+
+/// An Ed25519 key pair; the private half is secret and never logged.
+pub struct Ed25519Key {
+    pub kid: String,
+    /// PKCS#8 (DER) private key.
+    pub pkcs8: Vec<u8>,
+    pub public_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Ed25519Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ed25519Key")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ed25519Key {
+    /// A fresh key pair from the system's random generator.
+    pub fn generate() -> anyhow::Result<Self> {
+        let rng = SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|_| anyhow::anyhow!("generating an Ed25519 key failed"))?;
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+            .map_err(|_| anyhow::anyhow!("reading back the Ed25519 key failed"))?;
+        let public_key = pair.public_key().as_ref().to_vec();
+        let kid =
+            URL_SAFE_NO_PAD.encode(&digest::digest(&digest::SHA256, &public_key).as_ref()[..12]);
+        Ok(Self {
+            kid,
+            pkcs8: pkcs8.as_ref().to_vec(),
+            public_key,
+        })
+    }
+}
+
+/// 32 random bytes, e.g. a candidate for a shared secret.
+pub fn random_secret() -> anyhow::Result<[u8; 32]> {
+    let mut secret = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut secret)
+        .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+    Ok(secret)
+}
 
 /// The claims of an access token. `id` repeats `sub` as a number, as the tutorial's clients expect.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,8 +205,8 @@ struct Inner {
 }
 
 impl Tokens {
-    /// Loads the signing keys (creating the Ed25519 key on first start) and builds the verifier.
-    pub async fn load(storage: &Storage, settings: &Settings) -> anyhow::Result<Self> {
+    /// Builds the signer and verifier from the configured algorithm and the loaded keys.
+    pub fn new(settings: &Settings, keys: KeySet) -> anyhow::Result<Self> {
         let rng = SystemRandom::new();
         let (algorithm, kid, encoding, decoding, jwks_keys) = match &settings.signing {
             SigningSettings::Hs256(secret) => {
@@ -174,15 +227,9 @@ impl Tokens {
                 )
             }
             SigningSettings::Eddsa => {
-                let mut keys = storage.signing_keys(EDDSA).await?;
-                if keys.is_empty() {
-                    storage
-                        .insert_signing_key_if_absent(&new_ed25519_key(&rng)?)
-                        .await?;
-                    keys = storage.signing_keys(EDDSA).await?;
-                }
-                let newest = keys.first().context("no signing key after creating one")?;
-                let encoding = EncodingKey::from_ed_der(&newest.private_key);
+                let keys = &keys.ed25519;
+                let newest = keys.first().context("no Ed25519 signing key loaded")?;
+                let encoding = EncodingKey::from_ed_der(&newest.pkcs8);
                 let decoding = keys
                     .iter()
                     .map(|k| (k.kid.clone(), DecodingKey::from_ed_der(&k.public_key)))
@@ -210,13 +257,7 @@ impl Tokens {
             }
         };
 
-        let mut candidate = [0u8; 32];
-        rng.fill(&mut candidate)
-            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
-        let refresh_secret = storage
-            .shared_secret("refresh_token_derivation", &candidate)
-            .await?;
-        let refresh_key = hmac::Key::new(hmac::HMAC_SHA256, &refresh_secret);
+        let refresh_key = hmac::Key::new(hmac::HMAC_SHA256, &keys.refresh_secret);
 
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
@@ -370,22 +411,6 @@ impl Tokens {
             .as_ref()
             .to_vec()
     }
-}
-
-fn new_ed25519_key(rng: &SystemRandom) -> anyhow::Result<StoredKey> {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(rng)
-        .map_err(|_| anyhow::anyhow!("generating an Ed25519 key failed"))?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| anyhow::anyhow!("reading back the Ed25519 key failed"))?;
-    let public_key = pair.public_key().as_ref().to_vec();
-    let kid = URL_SAFE_NO_PAD.encode(&digest::digest(&digest::SHA256, &public_key).as_ref()[..12]);
-    Ok(StoredKey {
-        generation: 1,
-        kid,
-        algorithm: EDDSA.to_owned(),
-        private_key: pkcs8.as_ref().to_vec(),
-        public_key,
-    })
 }
 
 fn hex(bytes: &[u8]) -> String {
