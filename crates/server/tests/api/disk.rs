@@ -182,3 +182,47 @@ async fn a_full_disk_loses_no_acknowledged_write_and_recovers_without_restart() 
     pool.close().await;
     storage.close().await;
 }
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let db = TestDatabase::fresh().await;
+    let mut server = Server::start_with(&db, &["--rate-limit-signup", "0"]).await;
+    let base = server.base.clone();
+    // Sign-ups in flight when the process dies: whatever was answered 200 must be there.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let base = base.clone();
+        tasks.spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(i * 15)).await;
+            let name = format!("crash{i:02}");
+            let response = reqwest::Client::new()
+                .post(format!("{base}/api/auth/signup"))
+                .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}))
+                .send()
+                .await;
+            matches!(response, Ok(r) if r.status() == 200).then_some(name)
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let acknowledged: BTreeSet<String> = tasks.join_all().await.into_iter().flatten().collect();
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
+
+    let restarted = Server::start(&db).await;
+    let storage = db.storage().await;
+    let stored: BTreeSet<String> = storage
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    let missing: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    storage.close().await;
+    restarted.stop();
+}
