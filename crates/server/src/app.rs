@@ -1,22 +1,30 @@
 //! Application state and the router with its layers.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    ops::Deref,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use api::wire::{ACCESS_TOKEN_HEADER, paths};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
     http::{HeaderName, HeaderValue, Method, header},
-    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
+};
+use tower::{
+    Layer, Service, ServiceBuilder,
+    util::{Either, MapResponseLayer},
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::CompressionLayer,
-    cors::{AllowOrigin, CorsLayer},
-    set_header::SetResponseHeaderLayer,
+    cors::{AllowOrigin, Cors, CorsLayer},
     trace::TraceLayer,
+    validate_request::ValidateRequestHeaderLayer,
 };
 
 use crate::{
@@ -41,9 +49,13 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 /// Largest total size of request headers accepted.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Everything a request may need. Cheap to clone: each part is a handle.
+/// Everything a request may need. Cheap to clone, which axum does for every request: one
+/// `Arc` around the parts, which are reached through `Deref` (`state.storage`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateParts>);
+
+/// The parts of [`AppState`]; each is a handle, so they can also be cloned on their own.
+pub struct AppStateParts {
     pub storage: Storage,
     pub tokens: Tokens,
     pub passwords: Passwords,
@@ -61,14 +73,14 @@ impl AppState {
         let revocations = Revocations::new(settings.access_token_ttl);
         revocations.reload(&storage).await?;
         revocations.follow(&storage);
-        let state = Self {
+        let state = Self(Arc::new(AppStateParts {
             storage,
             tokens,
             passwords,
             revocations,
             limits: IpLimits::new(&settings.rate_limits),
             settings: Arc::new(settings),
-        };
+        }));
         state.spawn_housekeeping();
         Ok(state)
     }
@@ -102,6 +114,14 @@ impl AppState {
     }
 }
 
+impl Deref for AppState {
+    type Target = AppStateParts;
+
+    fn deref(&self) -> &AppStateParts {
+        &self.0
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(state.settings.cors_origins.clone()))
@@ -113,14 +133,23 @@ pub fn router(state: AppState) -> Router {
         ])
         .allow_credentials(true)
         .max_age(std::time::Duration::from_secs(600));
+    let security_headers = SecurityHeaders::new(state.settings.https);
 
-    // Browsers remember HSTS; only send it when the operator says we are on HTTPS.
-    let hsts = tower::util::option_layer(state.settings.https.then(|| {
-        security_header(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        )
-    }));
+    // Every request passes all of these, so they are one stack applied once: each `.layer()`
+    // on a router wraps every route in another boxed service, cloned and boxed again per
+    // request. Outermost first.
+    let layers = ServiceBuilder::new()
+        // Spans and per-request events at DEBUG; server errors (5xx) at ERROR.
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+        }))
+        .layer(MapResponseLayer::new(move |response| {
+            security_headers.apply(response)
+        }))
+        .layer(CorsForBrowsers(cors))
+        .layer(ValidateRequestHeaderLayer::custom(limit_header_size))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
 
     let ui = Router::new()
         .route("/", get(ui::index))
@@ -160,37 +189,118 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ADMIN_AUDIT, get(admin::audit))
         .fallback(ui::fallback)
         .method_not_allowed_fallback(meta::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(limit_header_size))
-        .layer(cors)
-        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
-        .layer(security_header(
-            header::CONTENT_SECURITY_POLICY,
-            CONTENT_SECURITY_POLICY,
-        ))
-        .layer(hsts)
-        .layer(CatchPanicLayer::custom(|_| {
-            Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
-        }))
-        .layer(TraceLayer::new_for_http())
+        .layer(layers)
         .with_state(state)
 }
 
-fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+/// The headers every response carries, set over any a handler chose, in one pass.
+#[derive(Clone)]
+struct SecurityHeaders(Arc<[(HeaderName, HeaderValue)]>);
+
+impl SecurityHeaders {
+    fn new(https: bool) -> Self {
+        let mut headers = vec![
+            // What the CORS layer adds to every response, Origin or not (see
+            // `CorsForBrowsers`): the same values, so set over its own they change nothing.
+            (
+                header::VARY,
+                "origin, access-control-request-method, access-control-request-headers",
+            ),
+            (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        ];
+        // Browsers remember HSTS; only send it when the operator says we are on HTTPS.
+        if https {
+            headers.push((
+                header::STRICT_TRANSPORT_SECURITY,
+                "max-age=63072000; includeSubDomains",
+            ));
+        }
+        Self(
+            headers
+                .into_iter()
+                .map(|(name, value)| (name, HeaderValue::from_static(value)))
+                .collect(),
+        )
+    }
+
+    fn apply(&self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        for (name, value) in self.0.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+        response
+    }
+}
+
+/// CORS for the requests it can concern: those with `Origin` (what browsers send cross-origin)
+/// and preflights. Everything else (forward-auth checks, probes, API clients) skips it, since
+/// tower-http's CORS rebuilds its headers for every request; the two it would have added to
+/// such a request (`Vary` and `Access-Control-Allow-Credentials`) come from [`SecurityHeaders`].
+#[derive(Clone)]
+struct CorsForBrowsers(CorsLayer);
+
+impl<S: Clone> Layer<S> for CorsForBrowsers {
+    type Service = CorsOrNot<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CorsOrNot {
+            cors: Either::Left(self.0.layer(inner.clone())),
+            plain: Either::Right(inner),
+        }
+    }
+}
+
+/// Both paths have the same type (`Either`), so one future type serves both.
+#[derive(Clone)]
+struct CorsOrNot<S> {
+    /// Always `Left`.
+    cors: Either<Cors<S>, S>,
+    /// Always `Right`.
+    plain: Either<Cors<S>, S>,
+}
+
+impl<S> Service<Request> for CorsOrNot<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = <Either<Cors<S>, S> as Service<Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.cors.poll_ready(cx)? {
+            Poll::Ready(()) => self.plain.poll_ready(cx),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
+            self.cors.call(request)
+        } else {
+            self.plain.call(request)
+        }
+    }
 }
 
 /// Refuses requests whose headers add up to more than [`MAX_HEADER_BYTES`], with our JSON error.
-async fn limit_header_size(request: Request, next: Next) -> Response {
+#[expect(
+    clippy::result_large_err,
+    reason = "the signature of tower-http's request validators: the refusal is the response"
+)]
+fn limit_header_size(request: &mut Request) -> Result<(), Response> {
     let size: usize = request
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if size > MAX_HEADER_BYTES {
-        return Error::HeadersTooLarge.into_response();
+        Err(Error::HeadersTooLarge.into_response())
+    } else {
+        Ok(())
     }
-    next.run(request).await
 }
