@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # Tollgate HTTP benchmark.
 #
-# Builds the release binary, starts it on a free 127.0.0.1 port with a fresh SQLite database in
-# a temporary directory, creates a user and an admin with the CLI, signs both in, then measures
-# with wrk (all in one run):
+# Builds the release binary and a bare axum server (bench/baseline), starts both on free
+# 127.0.0.1 ports (Tollgate with a fresh SQLite database in a temporary directory), creates a user
+# and an admin with the CLI, signs both in, then measures with wrk (all in one run):
 #
-#   GET  /healthz            baseline: no auth, no database
+#   GET  /healthz            of the bare axum server (no layers): the floor
+#   GET  /healthz            of Tollgate: no auth, no database, every layer
+#                            (the two alternate, twice each, so both see the same machine)
 #   GET  /api/test/user      x-access-token of the user
 #   GET  /api/test/admin     x-access-token of the admin
 #   POST /api/auth/signin    argon2id password check + token signing
 #   GET  /api/test/user      again, while a second wrk floods POST /api/auth/signin
+#   POST /api/auth/refreshtoken   mints BENCH_TOKENS distinct access tokens (refresh rotation)
+#   GET  /api/test/user      with each of those tokens once (each one verified, then cached)
 #
-# and checks two targets:
+# and checks four targets:
 #
+#   req/s(Tollgate /healthz) / req/s(bare /healthz) >= 0.8 (the layers' per-request floor)
 #   req/s(/api/test/user) / req/s(/healthz)   >= 0.8   (token checks are cheap)
 #   p99 of /api/test/user under signin flood  <  5 ms  (hashing does not starve other requests)
+#   peak RSS through all of it                <= 100 MiB (sign-in flood and BENCH_TOKENS tokens)
+#
+# It also prints the server's memory (VmRSS and VmHWM from /proc): idle after start, peak, and a
+# few seconds after the last run; and the minor page faults per sign-in.
 #
 # Every wrk run must also be clean: no non-2xx responses and no socket errors, otherwise its
 # figures are meaningless (a 401 from a bad token is fast) and the run is flagged INVALID.
@@ -25,7 +34,10 @@
 #   BENCH_SECONDS       duration of each wrk run, in seconds (default 10)
 #   BENCH_THREADS       wrk threads (default 2)
 #   BENCH_CONNECTIONS   wrk connections (default 32)
-#   BENCH_SKIP_BUILD=1  use the existing binary instead of running cargo build
+#   BENCH_TOKENS        distinct access tokens minted and presented (default 100000)
+#   BENCH_SKIP_BUILD=1  use the existing binaries instead of running cargo build
+#   BENCH_BIN           the tollgate binary to measure (default: the release build), e.g. an
+#                       older build to compare with; the baseline is always the release build
 #   BENCH_SERVER_ARGS   extra arguments for the server, e.g. "--hash-concurrency 1"
 #   BENCH_RAW_DIR       if set, wrk's raw outputs and the server log are copied there
 #
@@ -35,25 +47,32 @@ set -euo pipefail
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$bench_dir/.." && pwd)
-bin="${CARGO_TARGET_DIR:-$repo/target}/release/tollgate"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+bin="${BENCH_BIN:-$target/release/tollgate}"
+baseline_bin="$target/release/tollgate-bench-baseline"
 
 seconds=${BENCH_SECONDS:-10}
 threads=${BENCH_THREADS:-2}
 connections=${BENCH_CONNECTIONS:-32}
+tokens_wanted=${BENCH_TOKENS:-100000}
 # Generous, so a slow sign-in shows up as latency rather than as a wrk timeout.
 wrk_timeout=10s
 
 # Targets.
 min_ratio=0.8
 max_flood_p99_ms=5
+max_peak_rss_mib=100
+# Refresh chains that mint tokens: wrk threads x connections (each needs one sign-in).
+mint_threads=2
+mint_connections=8
 
 die() {
     echo "error: $*" >&2
     exit 2
 }
 
-for value in "$seconds" "$threads" "$connections"; do
-    [[ $value =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS, BENCH_THREADS and BENCH_CONNECTIONS must be positive integers"
+for value in "$seconds" "$threads" "$connections" "$tokens_wanted"; do
+    [[ $value =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS, BENCH_THREADS, BENCH_CONNECTIONS and BENCH_TOKENS must be positive integers"
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -76,10 +95,12 @@ fi
 # ---------------------------------------------------------------------------------------------
 
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    echo "building: cargo build --release -p tollgate" >&2
-    (cd "$repo" && cargo build --release -p tollgate --quiet) || die "cargo build failed"
+    echo "building: cargo build --release -p tollgate -p tollgate-bench-baseline" >&2
+    (cd "$repo" && cargo build --release -p tollgate -p tollgate-bench-baseline --quiet) ||
+        die "cargo build failed"
 fi
 [[ -x $bin ]] || die "no binary at $bin (build it, or unset BENCH_SKIP_BUILD)"
+[[ -x $baseline_bin ]] || die "no binary at $baseline_bin (build it, or unset BENCH_SKIP_BUILD)"
 
 # ---------------------------------------------------------------------------------------------
 # Scratch space and cleanup: the server and any background wrk are stopped on every exit.
@@ -87,6 +108,7 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-bench.XXXXXX")
 server_pid=
+baseline_pid=
 flood_pid=
 
 stop() { # stop PID: SIGTERM, wait up to 5 s, then SIGKILL.
@@ -104,6 +126,7 @@ cleanup() {
     local status=$?
     if [[ -n $flood_pid ]]; then stop "$flood_pid"; fi
     if [[ -n $server_pid ]]; then stop "$server_pid"; fi
+    if [[ -n $baseline_pid ]]; then stop "$baseline_pid"; fi
     if [[ -n ${BENCH_RAW_DIR:-} ]]; then
         mkdir -p "$BENCH_RAW_DIR" && cp "$tmp"/*.txt "$tmp"/server.log "$BENCH_RAW_DIR"/ 2>/dev/null || true
     fi
@@ -167,6 +190,37 @@ done
 base="http://127.0.0.1:$port"
 echo "server: pid $server_pid on $base, database $db_url" >&2
 
+# proc_field PID FIELD: a line of /proc/PID/status (VmRSS, VmHWM) in MiB.
+proc_field() {
+    awk -v f="$2:" '$1 == f { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+# minor_faults PID: the process's minor page faults so far (field 10 of /proc/PID/stat; the
+# command name in field 2 holds no spaces here).
+minor_faults() { awk '{ print $10 }' "/proc/$1/stat"; }
+sleep 1
+idle_rss=$(proc_field "$server_pid" VmRSS)
+
+# The bare axum server, on its own free port.
+for ((attempt = 0; attempt < 20; attempt++)); do
+    candidate=$((10000 + RANDOM % 20000))
+    [[ $candidate != "$port" ]] && port_is_free "$candidate" || continue
+    "$baseline_bin" "127.0.0.1:$candidate" >"$tmp/baseline.log" 2>&1 &
+    baseline_pid=$!
+    for ((i = 0; i < 100; i++)); do
+        [[ $(http -o /dev/null -w '%{http_code}' "http://127.0.0.1:$candidate/healthz" 2>/dev/null) == 200 ]] && break
+        kill -0 "$baseline_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$baseline_pid" 2>/dev/null; then
+        baseline_base="http://127.0.0.1:$candidate"
+        break
+    fi
+    wait "$baseline_pid" 2>/dev/null || true
+    baseline_pid=
+done
+[[ -n ${baseline_base:-} ]] || die "could not start the baseline server; its log:"$'\n'"$(cat "$tmp/baseline.log")"
+echo "baseline: pid $baseline_pid on $baseline_base" >&2
+
 # ---------------------------------------------------------------------------------------------
 # Users and tokens
 # ---------------------------------------------------------------------------------------------
@@ -208,6 +262,7 @@ preflight() { # preflight EXPECTED_BODY_SUBSTRING CURL_ARGS...
         die "preflight: expected 200 with '$want' but got $code: ${out%$'\n'*}"
 }
 preflight ok "$base/healthz"
+preflight ok "$baseline_base/healthz"
 preflight "User Content." -H "x-access-token: $user_token" "$base/api/test/user"
 preflight "Admin Content." -H "x-access-token: $admin_token" "$base/api/test/admin"
 preflight accessToken -H 'Content-Type: application/json' \
@@ -236,19 +291,25 @@ run_wrk() {
     wrk "${args[@]}" >"$tmp/$name.txt" 2>&1 || true
 }
 
-# record NAME LABEL: parse the BENCH_RESULT line of a finished run into the tables.
+# record NAME LABEL [NAME...]: parse the BENCH_RESULT line of finished runs into the tables.
+# With several runs, requests and durations add up and the worst p50 and p99 are kept.
 record() {
-    local name=$1 label=$2 line requests duration_us p50_us p99_us non2xx e_connect e_read e_write e_timeout
+    local name=$1 label=$2 line lines="" requests=0 duration_us=0 p50_us=0 p99_us=0 non2xx=0
+    local e_connect=0 e_read=0 e_write=0 e_timeout=0 r d a b n c rd w t
     order+=("$label")
-    line=$(grep '^BENCH_RESULT ' "$tmp/$name.txt" || true)
-    if [[ -z $line ]]; then
-        rps[$label]=0 p50[$label]=- p99[$label]=-
-        problems[$label]="no result from wrk: $(tr '\n' ' ' <"$tmp/$name.txt" | cut -c1-200)"
-        return
-    fi
-    read -r requests duration_us p50_us p99_us non2xx e_connect e_read e_write e_timeout < <(
-        sed -E 's/^BENCH_RESULT //; s/[a-z0-9_]+=//g' <<<"$line"
-    )
+    for name in "$name" "${@:3}"; do
+        line=$(grep '^BENCH_RESULT ' "$tmp/$name.txt" || true)
+        if [[ -z $line ]]; then
+            rps[$label]=0 p50[$label]=- p99[$label]=-
+            problems[$label]="no result from wrk: $(tr '\n' ' ' <"$tmp/$name.txt" | cut -c1-200)"
+            return
+        fi
+        read -r r d a b n c rd w t < <(sed -E 's/^BENCH_RESULT //; s/[a-z0-9_]+=//g' <<<"$line")
+        requests=$((requests + r)) duration_us=$((duration_us + d)) non2xx=$((non2xx + n))
+        e_connect=$((e_connect + c)) e_read=$((e_read + rd)) e_write=$((e_write + w)) e_timeout=$((e_timeout + t))
+        ((a > p50_us)) && p50_us=$a
+        ((b > p99_us)) && p99_us=$b
+    done
     rps[$label]=$(awk -v n="$requests" -v us="$duration_us" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
     p50[$label]=$(awk -v us="$p50_us" 'BEGIN { printf "%.3f", us / 1000 }')
     p99[$label]=$(awk -v us="$p99_us" 'BEGIN { printf "%.3f", us / 1000 }')
@@ -265,10 +326,15 @@ admin_header=(-H "x-access-token: $admin_token")
 report=(-s "$bench_dir/report.lua")
 signin_script=(-s "$bench_dir/signin.lua")
 
-echo "running wrk: ${seconds}s per run, -t$threads -c$connections (about $((seconds * 5 + 5))s in all)" >&2
+echo "running wrk: ${seconds}s per run, -t$threads -c$connections (about $((seconds * 8 + 5))s, then the tokens)" >&2
 
-run_wrk healthz "$seconds" "${report[@]}" "$base/healthz"
-record healthz "GET /healthz"
+# Alternating, so that both servers see the same machine (others may be busy on it too).
+for round in 1 2; do
+    run_wrk "baseline$round" "$seconds" "${report[@]}" "$baseline_base/healthz"
+    run_wrk "healthz$round" "$seconds" "${report[@]}" "$base/healthz"
+done
+record baseline1 "GET /healthz (bare axum, no layers)" baseline2
+record healthz1 "GET /healthz" healthz2
 
 run_wrk user "$seconds" "${report[@]}" "${header[@]}" "$base/api/test/user"
 record user "GET /api/test/user"
@@ -276,8 +342,12 @@ record user "GET /api/test/user"
 run_wrk admin "$seconds" "${report[@]}" "${admin_header[@]}" "$base/api/test/admin"
 record admin "GET /api/test/admin"
 
+faults_before=$(minor_faults "$server_pid")
 run_wrk signin "$seconds" "${signin_script[@]}" "$base/api/auth/signin"
+faults_after=$(minor_faults "$server_pid")
 record signin "POST /api/auth/signin"
+signins=$(awk '/^BENCH_RESULT / { for (i = 2; i <= NF; i++) if ($i ~ /^requests=/) { sub(/requests=/, "", $i); print $i } }' "$tmp/signin.txt")
+faults_per_signin=$(awk -v f=$((faults_after - faults_before)) -v n="${signins:-0}" 'BEGIN { printf "%.0f", (n > 0 ? f / n : 0) }')
 
 # The flood starts a second early and ends a second late, so that the whole measured window
 # of /api/test/user sees a saturated hashing pool.
@@ -291,6 +361,54 @@ wait "$flood_pid" || true
 flood_pid=
 record user_flood "GET /api/test/user (signin flood)"
 record flood "POST /api/auth/signin (the flood)"
+after_flood_rss=$(proc_field "$server_pid" VmRSS)
+
+# Distinct tokens: each chain starts from a sign-in's refresh token (the cookie's value), then
+# rotates it; every rotation mints an access token. Then each token is presented once.
+chains=$((mint_threads * mint_connections))
+echo "minting $tokens_wanted access tokens over $chains refresh chains, then presenting each" >&2
+
+# wrk_until_done NAME MARKER THREADS EXTRA_ARGS...: runs wrk until each of its THREADS threads
+# has left MARKER.<thread>.done (or 10 minutes pass), then stops it with SIGINT, on which wrk
+# prints its results as usual. (wrk itself would wait out its whole -d duration.)
+wrk_until_done() {
+    local name=$1 marker=$2 n=$3 i
+    shift 3
+    wrk --latency -t"$n" -d600s --timeout "$wrk_timeout" "$@" >"$tmp/$name.txt" 2>&1 &
+    flood_pid=$!
+    for ((i = 0; i < 6000; i++)); do
+        (($(compgen -G "$marker.*.done" | wc -l) >= n)) && break
+        kill -0 "$flood_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -INT "$flood_pid" 2>/dev/null || true
+    wait "$flood_pid" || true
+    flood_pid=
+}
+
+# One chain more than connections: see mint.lua.
+: >"$tmp/refresh.lst"
+for ((i = 0; i <= chains; i++)); do
+    http -D - -o /dev/null -H 'Content-Type: application/json' \
+        -d "{\"username\":\"benchuser\",\"password\":\"$password\"}" "$base/api/auth/signin" |
+        sed -n 's/^[Ss]et-[Cc]ookie: [^=]*=\([^;]*\);.*/\1/p' >>"$tmp/refresh.lst"
+done
+(($(grep -c . "$tmp/refresh.lst") == chains + 1)) || die "sign-ins for the refresh chains gave no refresh cookie"
+mint_each=$(((tokens_wanted + mint_threads - 1) / mint_threads))
+BENCH_REFRESH_FILE="$tmp/refresh.lst" BENCH_MINT_OUT="$tmp/minted" BENCH_MINT_EACH=$mint_each \
+    BENCH_MINT_THREADS=$mint_threads wrk_until_done mint "$tmp/minted" "$mint_threads" \
+    -c"$chains" -s "$bench_dir/mint.lua" "$base/api/auth/refreshtoken"
+record mint "POST /api/auth/refreshtoken (minting)"
+cat "$tmp"/minted.? 2>/dev/null | awk -v n="$tokens_wanted" 'NR <= n' >"$tmp/tokens.lst" || true
+minted=$(grep -c . "$tmp/tokens.lst" || true)
+distinct=$(sort -u "$tmp/tokens.lst" | grep -c . || true)
+BENCH_TOKENS_FILE="$tmp/tokens.lst" BENCH_MINT_THREADS=$threads wrk_until_done present \
+    "$tmp/tokens.lst" "$threads" -c"$connections" -s "$bench_dir/present.lua" "$base/api/test/user"
+record present "GET /api/test/user (each token once)"
+peak_rss=$(proc_field "$server_pid" VmHWM)
+tokens_rss=$(proc_field "$server_pid" VmRSS)
+sleep 5
+settled_rss=$(proc_field "$server_pid" VmRSS)
 
 kill -0 "$server_pid" 2>/dev/null || die "the server died during the benchmark; its log:"$'\n'"$(tail -n 50 "$tmp/server.log")"
 
@@ -326,21 +444,38 @@ verdict() {
     done
     if [[ $met == 1 ]]; then echo PASS; else echo FAIL; fi
 }
+floor=$(awk -v a="${rps[GET /healthz]}" -v b="${rps[GET /healthz (bare axum, no layers)]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+floor_ok=$(awk -v r="$floor" -v min="$min_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
 ratio=$(awk -v a="${rps[GET /api/test/user]}" -v b="${rps[GET /healthz]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 ratio_ok=$(awk -v r="$ratio" -v min="$min_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
+tokens_ok=$(((minted == tokens_wanted && distinct == tokens_wanted) ? 1 : 0))
+peak_ok=$(awk -v p="$peak_rss" -v max="$max_peak_rss_mib" -v t="$tokens_ok" 'BEGIN { print (t && p + 0 <= max) ? 1 : 0 }')
 flood_p99=${p99[GET /api/test/user (signin flood)]}
 flood_ok=$(awk -v p="$flood_p99" -v max="$max_flood_p99_ms" 'BEGIN { print (p != "-" && p + 0 < max) ? 1 : 0 }')
 
+printf '%-58s %10s  %s\n' "req/s(/healthz) / req/s(bare axum /healthz) (target >= $min_ratio)" \
+    "$floor" "$(verdict "$floor_ok" "GET /healthz" "GET /healthz (bare axum, no layers)")"
 printf '%-58s %10s  %s\n' "req/s(/api/test/user) / req/s(/healthz)   (target >= $min_ratio)" \
     "$ratio" "$(verdict "$ratio_ok" "GET /api/test/user" "GET /healthz")"
 printf '%-58s %10s  %s\n' "p99 /api/test/user under signin flood (target < $max_flood_p99_ms ms)" \
     "$flood_p99 ms" "$(verdict "$flood_ok" "GET /api/test/user (signin flood)" "POST /api/auth/signin (the flood)")"
 
+printf '%-58s %10s  %s\n' "peak RSS, sign-in flood + $tokens_wanted tokens (target <= $max_peak_rss_mib MiB)" \
+    "$peak_rss MiB" "$(verdict "$peak_ok" "POST /api/auth/signin (the flood)" "GET /api/test/user (each token once)")"
+
+echo
+echo "memory (RSS of the server, MiB):"
+printf '  %-54s %6s\n' "idle, after start" "$idle_rss" \
+    "after the sign-in runs and the flood" "$after_flood_rss" \
+    "after presenting $distinct distinct tokens (of $minted minted)" "$tokens_rss" \
+    "5 s later" "$settled_rss" \
+    "peak (VmHWM)" "$peak_rss"
+echo "sign-in: ${rps[POST /api/auth/signin]}/s alone, ${rps[POST /api/auth/signin (the flood)]}/s in the flood; $faults_per_signin minor page faults per sign-in"
+
 # Anything the server logged above INFO during the run is worth a look.
 warnings=$(grep -cE '\b(WARN|ERROR)\b' "$tmp/server.log" || true)
-peak_rss=$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$server_pid/status" 2>/dev/null || true)
 echo
-echo "server: ${warnings} WARN/ERROR log lines, peak RSS ${peak_rss:-unknown}"
+echo "server: ${warnings} WARN/ERROR log lines"
 if ((warnings > 0)); then
     grep -E '\b(WARN|ERROR)\b' "$tmp/server.log" | sort | uniq -c | sort -rn | head -n 5
 fi
@@ -350,4 +485,4 @@ if ((invalid)); then
     echo "INVALID: at least one wrk run had errors, so its figures do not measure the intended path."
     exit 2
 fi
-((ratio_ok && flood_ok)) || exit 1
+((floor_ok && ratio_ok && flood_ok && peak_ok)) || exit 1

@@ -2,6 +2,7 @@
 
 use std::{
     sync::Arc,
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -10,17 +11,20 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
-    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
+};
+use tower::{
+    Layer, Service, ServiceBuilder,
+    util::{Either, MapResponseLayer},
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
     classify::ServerErrorsFailureClass,
     compression::CompressionLayer,
-    cors::{AllowOrigin, CorsLayer},
-    set_header::SetResponseHeaderLayer,
+    cors::{AllowOrigin, Cors, CorsLayer},
     trace::TraceLayer,
+    validate_request::ValidateRequestHeaderLayer,
 };
 
 use crate::{
@@ -52,14 +56,26 @@ pub fn router(state: AppState) -> Router {
         ])
         .allow_credentials(true)
         .max_age(std::time::Duration::from_secs(600));
+    let security_headers = SecurityHeaders::new(state.settings.https);
+    let storage = state.storage.clone();
 
-    // Browsers remember HSTS; only send it when the operator says we are on HTTPS.
-    let hsts = tower::util::option_layer(state.settings.https.then(|| {
-        security_header(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        )
-    }));
+    // Every request passes all of these, so they are one stack applied once: each `.layer()`
+    // on a router wraps every route in another boxed service, cloned and boxed again per
+    // request. Outermost first.
+    let layers = ServiceBuilder::new()
+        // Spans and per-request events at DEBUG; server errors (5xx) at ERROR, but 503s
+        // throttled (see `failure_log`).
+        .layer(TraceLayer::new_for_http().on_failure(failure_log()))
+        .layer(CatchPanicLayer::custom(|_| {
+            Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+        }))
+        .layer(MapResponseLayer::new(move |response| {
+            note_outage(&storage, &response);
+            security_headers.apply(response)
+        }))
+        .layer(CorsForBrowsers(cors))
+        .layer(ValidateRequestHeaderLayer::custom(limit_header_size))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
 
     let ui = Router::new()
         .route("/", get(ui::index))
@@ -99,32 +115,107 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ADMIN_AUDIT, get(admin::audit))
         .fallback(ui::fallback)
         .method_not_allowed_fallback(meta::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(limit_header_size))
-        .layer(middleware::from_fn_with_state(
-            state.storage.clone(),
-            note_outages,
-        ))
-        .layer(cors)
-        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
-        .layer(security_header(
-            header::CONTENT_SECURITY_POLICY,
-            CONTENT_SECURITY_POLICY,
-        ))
-        .layer(hsts)
+        .layer(layers)
+        .with_state(state)
+}
+
+/// The headers every response carries, set over any a handler chose, in one pass.
+#[derive(Clone)]
+struct SecurityHeaders(Arc<[(HeaderName, HeaderValue)]>);
+
+impl SecurityHeaders {
+    fn new(https: bool) -> Self {
+        let mut headers = vec![
+            // What the CORS layer adds to every response, Origin or not (see
+            // `CorsForBrowsers`): the same values, so set over its own they change nothing.
+            (
+                header::VARY,
+                "origin, access-control-request-method, access-control-request-headers",
+            ),
+            (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        ];
+        // Browsers remember HSTS; only send it when the operator says we are on HTTPS.
+        if https {
+            headers.push((
+                header::STRICT_TRANSPORT_SECURITY,
+                "max-age=63072000; includeSubDomains",
+            ));
+        }
+        Self(
+            headers
+                .into_iter()
+                .map(|(name, value)| (name, HeaderValue::from_static(value)))
+                .collect(),
+        )
+    }
+
+    fn apply(&self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        for (name, value) in self.0.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
         // Answers carry tokens and personal data: never stored by browsers or proxies, unless
         // a handler says otherwise (the UI's assets, the public keys).
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
-        }))
-        .layer(TraceLayer::new_for_http().on_failure(failure_log()))
-        .with_state(state)
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// CORS for the requests it can concern: those with `Origin` (what browsers send cross-origin)
+/// and preflights. Everything else (forward-auth checks, probes, API clients) skips it, since
+/// tower-http's CORS rebuilds its headers for every request; the two it would have added to
+/// such a request (`Vary` and `Access-Control-Allow-Credentials`) come from [`SecurityHeaders`].
+#[derive(Clone)]
+struct CorsForBrowsers(CorsLayer);
+
+impl<S: Clone> Layer<S> for CorsForBrowsers {
+    type Service = CorsOrNot<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CorsOrNot {
+            cors: Either::Left(self.0.layer(inner.clone())),
+            plain: Either::Right(inner),
+        }
+    }
+}
+
+/// Both paths have the same type (`Either`), so one future type serves both.
+#[derive(Clone)]
+struct CorsOrNot<S> {
+    /// Always `Left`.
+    cors: Either<Cors<S>, S>,
+    /// Always `Right`.
+    plain: Either<Cors<S>, S>,
+}
+
+impl<S> Service<Request> for CorsOrNot<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = <Either<Cors<S>, S> as Service<Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.cors.poll_ready(cx)? {
+            Poll::Ready(()) => self.plain.poll_ready(cx),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
+            self.cors.call(request)
+        } else {
+            self.plain.call(request)
+        }
+    }
 }
 
 /// Logs server errors, as tower-http does, except 503s: a flood of requests refused because
@@ -153,37 +244,32 @@ fn failure_log() -> impl Fn(ServerErrorsFailureClass, Duration, &tracing::Span) 
     }
 }
 
-fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
-}
-
-/// Tells the storage of each request refused because the database is unavailable, so that an
+/// Tells the storage of a request refused because the database is unavailable, so that an
 /// outage is logged once when it begins and once when it ends.
-async fn note_outages(
-    axum::extract::State(storage): axum::extract::State<Storage>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let response = next.run(request).await;
-    if response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE
+fn note_outage(storage: &Storage, response: &Response) {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
         && let Some(unavailable) = response.extensions().get::<Unavailable>()
     {
         storage.report_unavailable(*unavailable);
     }
-    response
 }
 
 /// Refuses requests whose headers add up to more than [`MAX_HEADER_BYTES`], with our JSON error.
-async fn limit_header_size(request: Request, next: Next) -> Response {
+#[expect(
+    clippy::result_large_err,
+    reason = "the signature of tower-http's request validators: the refusal is the response"
+)]
+fn limit_header_size(request: &mut Request) -> Result<(), Response> {
     let size: usize = request
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if size > MAX_HEADER_BYTES {
-        return Error::HeadersTooLarge.into_response();
+        Err(Error::HeadersTooLarge.into_response())
+    } else {
+        Ok(())
     }
-    next.run(request).await
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The application state: everything a request, the domain or the CLI may need, built once
 //! per process and passed, never global.
 
-use std::{sync::Arc, time::Duration};
+use std::{ops::Deref, sync::Arc, time::Duration};
 
 use crate::{
     audit::AuditEvent, clock::unix_now, config::Settings, domain::keys, error::Error,
@@ -9,9 +9,13 @@ use crate::{
     tokens::Tokens,
 };
 
-/// Everything a request may need. Cheap to clone: each part is a handle.
+/// Everything a request may need. Cheap to clone, which axum does for every request: one
+/// `Arc` around the parts, which are reached through `Deref` (`state.storage`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateParts>);
+
+/// The parts of [`AppState`]; each is a handle, so they can also be cloned on their own.
+pub struct AppStateParts {
     pub storage: Storage,
     pub tokens: Tokens,
     pub passwords: Passwords,
@@ -39,14 +43,14 @@ impl AppState {
         let passwords = Passwords::new(settings.hash_concurrency)?;
         let revocations = Revocations::new(settings.access_token_ttl);
         revocations.reload(&storage).await?;
-        Ok(Self {
+        Ok(Self(Arc::new(AppStateParts {
             storage,
             tokens,
             passwords,
             revocations,
             limits: IpLimits::new(&settings.rate_limits),
             settings: Arc::new(settings),
-        })
+        })))
     }
 
     /// Records an audit event. A failure to record is logged, not passed on: the action it
@@ -93,5 +97,13 @@ impl AppState {
                 round += 1;
             }
         });
+    }
+}
+
+impl Deref for AppState {
+    type Target = AppStateParts;
+
+    fn deref(&self) -> &AppStateParts {
+        &self.0
     }
 }

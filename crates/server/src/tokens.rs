@@ -5,7 +5,9 @@
 //! Verification pins the algorithm, looks keys up only by `kid` in the local key set, checks
 //! `exp`, `iss` and `aud`, and ignores header fields such as `jku` and `x5u`. Tokens that
 //! verified once are remembered in a bounded cache, so a busy client costs one signature check
-//! per token rather than per request; `exp` is still checked on every use.
+//! per token rather than per request; `exp` is still checked on every use (and revocation by
+//! the caller). The cache keeps the token's SHA-256, not the token, next to its principal:
+//! about [`CACHE_ENTRY_BYTES`] per token rather than the token's half kilobyte and more.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -83,6 +85,16 @@ pub fn random_secret() -> anyhow::Result<[u8; 32]> {
         .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
     Ok(secret)
 }
+
+/// What the verified-token cache holds for one token with today's 22-character session ids, in
+/// bytes of heap: its entry (key, pointer, bookkeeping), the shared principal and its session
+/// id (each a separate allocation). Measured, allocator overhead included, it is close to this;
+/// the cache is bounded by `token_cache_size` × this many bytes.
+pub const CACHE_ENTRY_BYTES: u64 = 192;
+
+/// The cache's key for a token: its SHA-256. A collision-resistant digest, since a token whose
+/// key collided with another's would be taken for it.
+type CacheKey = [u8; 32];
 
 /// The claims of an access token. `id` repeats `sub` as a number, as the tutorial's clients expect.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,7 +210,7 @@ struct Inner {
     audience: String,
     ttl: Duration,
     jwks: serde_json::Value,
-    verified: quick_cache::sync::Cache<String, Arc<Principal>>,
+    verified: quick_cache::sync::Cache<CacheKey, Arc<Principal>, EntryBytes>,
     rng: SystemRandom,
     /// Derives a refresh token's successor, so parallel refreshes agree on it.
     refresh_key: hmac::Key,
@@ -277,7 +289,7 @@ impl Tokens {
                 audience: settings.audience.clone(),
                 ttl: settings.access_token_ttl,
                 jwks: serde_json::json!({ "keys": jwks_keys }),
-                verified: quick_cache::sync::Cache::new(settings.token_cache_size),
+                verified: verified_cache(settings.token_cache_size),
                 rng,
                 refresh_key,
             }),
@@ -325,10 +337,14 @@ impl Tokens {
 
     /// Checks a token and says whom it speaks for.
     pub fn verify(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Invalid);
+        }
         let now = unix_now();
-        if let Some(principal) = self.inner.verified.get(token) {
+        let key = cache_key(token);
+        if let Some(principal) = self.inner.verified.get(&key) {
             return if principal.expires_at <= now {
-                self.inner.verified.remove(token);
+                self.inner.verified.remove(&key);
                 Err(TokenError::Expired)
             } else {
                 Ok(principal)
@@ -338,9 +354,7 @@ impl Tokens {
         if principal.expires_at <= now {
             return Err(TokenError::Expired);
         }
-        self.inner
-            .verified
-            .insert(token.to_owned(), Arc::clone(&principal));
+        self.inner.verified.insert(key, Arc::clone(&principal));
         Ok(principal)
     }
 
@@ -410,6 +424,36 @@ impl Tokens {
         digest::digest(&digest::SHA256, token.0.as_bytes())
             .as_ref()
             .to_vec()
+    }
+}
+
+fn cache_key(token: &str) -> CacheKey {
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+    key
+}
+
+/// The verified-token cache, bounded in bytes: room for `tokens` entries of
+/// [`CACHE_ENTRY_BYTES`].
+fn verified_cache(tokens: usize) -> quick_cache::sync::Cache<CacheKey, Arc<Principal>, EntryBytes> {
+    let tokens = tokens.max(1);
+    quick_cache::sync::Cache::with_weighter(
+        tokens,
+        (tokens as u64).saturating_mul(CACHE_ENTRY_BYTES),
+        EntryBytes,
+    )
+}
+
+/// Weighs a cache entry by the heap it takes: fixed parts plus the session id's length.
+#[derive(Debug, Clone, Copy)]
+struct EntryBytes;
+
+/// The fixed part of an entry: what [`CACHE_ENTRY_BYTES`] holds besides a 22-byte session id.
+const CACHE_ENTRY_FIXED_BYTES: u64 = CACHE_ENTRY_BYTES - 22;
+
+impl quick_cache::Weighter<CacheKey, Arc<Principal>> for EntryBytes {
+    fn weight(&self, _key: &CacheKey, principal: &Arc<Principal>) -> u64 {
+        CACHE_ENTRY_FIXED_BYTES + principal.session_id.len() as u64
     }
 }
 

@@ -178,3 +178,36 @@ async fn every_response_carries_the_security_headers() {
         assert_eq!(response.header("referrer-policy"), Some("no-referrer"));
     }
 }
+
+#[tokio::test]
+async fn cors_headers_are_the_same_whether_or_not_a_request_has_an_origin() {
+    let app = TestApp::new().await;
+    let get = |origin: Option<&str>| {
+        let mut request = Request::get("/healthz");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        request.body(axum::body::Body::empty()).unwrap()
+    };
+    let plain = app.send(get(None)).await;
+    let allowed = app.send(get(Some("http://localhost:8081"))).await;
+    let refused = app.send(get(Some("http://evil.example"))).await;
+    for response in [&plain, &allowed, &refused] {
+        response.assert(StatusCode::OK);
+        assert_eq!(
+            response.header("vary"),
+            Some("origin, access-control-request-method, access-control-request-headers")
+        );
+        assert_eq!(
+            response.header("access-control-allow-credentials"),
+            Some("true")
+        );
+        assert_eq!(response.header("x-frame-options"), Some("DENY"));
+    }
+    assert_eq!(plain.header("access-control-allow-origin"), None);
+    assert_eq!(refused.header("access-control-allow-origin"), None);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("http://localhost:8081")
+    );
+}

@@ -261,3 +261,42 @@ async fn hs256_mode_signs_with_the_operator_secret_and_publishes_no_key() {
     let eddsa_token = eddsa_app.user_with_roles("alice", &[Role::User]).await;
     expect_unauthorized(&app, &eddsa_token, "Unauthorized!").await;
 }
+
+#[tokio::test]
+async fn a_cached_token_does_not_vouch_for_an_altered_copy() {
+    let app = TestApp::new().await;
+    let token = app.user_with_roles("alice", &[Role::User]).await;
+    app.get("/api/test/user", Some(&token))
+        .await
+        .assert(StatusCode::OK);
+    // The cache knows the token by a digest of all of it: change one character of the
+    // signature, or append one, and it is a stranger again (and a forgery).
+    let (head, tail) = token.split_at(token.len() - 6);
+    let flipped = if tail.starts_with('A') { "B" } else { "A" };
+    let altered = format!("{head}{flipped}{}", &tail[1..]);
+    expect_unauthorized(&app, &altered, "Unauthorized!").await;
+    expect_unauthorized(&app, &format!("{token}A"), "Unauthorized!").await;
+    app.get("/api/test/user", Some(&token))
+        .await
+        .assert(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_cache_smaller_than_the_crowd_still_verifies_everyone() {
+    let app = TestApp::with_settings(|s| s.token_cache_size = 1).await;
+    let alice = app.user_with_roles("alice", &[Role::User]).await;
+    let bob = app.user_with_roles("bob", &[Role::User, Role::Admin]).await;
+    for _ in 0..3 {
+        for token in [&alice, &bob] {
+            app.get("/api/test/user", Some(token))
+                .await
+                .assert(StatusCode::OK);
+        }
+        app.get("/api/test/admin", Some(&alice))
+            .await
+            .assert(StatusCode::FORBIDDEN);
+        app.get("/api/test/admin", Some(&bob))
+            .await
+            .assert(StatusCode::OK);
+    }
+}
