@@ -10,7 +10,7 @@ use std::{
 
 use axum::body::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -21,11 +21,14 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 pub struct BodyTimeout(Duration);
 
 /// A request body that fails with [`BodyTimeout`] once its deadline passes. Data that has
-/// arrived is handed on first; the deadline only ends the waiting for more.
+/// arrived is handed on first; the deadline only ends the waiting for more. The timer is made
+/// only if the body ever has to be waited for, so a request without a body (most of them)
+/// costs none.
 pub struct DeadlineBody {
     inner: Incoming,
     timeout: Duration,
-    deadline: Pin<Box<Sleep>>,
+    started: Instant,
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl DeadlineBody {
@@ -33,7 +36,8 @@ impl DeadlineBody {
         Self {
             inner,
             timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            started: Instant::now(),
+            deadline: None,
         }
     }
 }
@@ -49,7 +53,11 @@ impl Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        ready!(self.deadline.as_mut().poll(cx));
+        let at = self.started + self.timeout;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        ready!(deadline.as_mut().poll(cx));
         Poll::Ready(Some(Err(Box::new(BodyTimeout(self.timeout)))))
     }
 

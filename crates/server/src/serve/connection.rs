@@ -231,15 +231,25 @@ impl Future for Deadline {
     type Output = &'static str;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<&'static str> {
-        let Some((deadline, reason)) = self.activity.deadline() else {
+        loop {
+            let Some((deadline, reason)) = self.activity.deadline() else {
+                // Busy: no deadline. The timer may stay armed; if it fires meanwhile, the
+                // deadline is read again then.
+                return Poll::Pending;
+            };
+            // Re-arming the timer after every request would cost a timer-wheel update per
+            // request. A timer armed earlier than the deadline is left alone: when it fires,
+            // the deadline is read again and the timer moved on.
+            if self.armed.is_none_or(|armed| armed > deadline) {
+                self.sleep.as_mut().reset(deadline);
+                self.armed = Some(deadline);
+            }
+            ready!(self.sleep.as_mut().poll(cx));
+            if Instant::now() >= deadline {
+                return Poll::Ready(reason);
+            }
             self.armed = None;
-            return Poll::Pending;
-        };
-        if self.armed != Some(deadline) {
-            self.sleep.as_mut().reset(deadline);
-            self.armed = Some(deadline);
         }
-        self.sleep.as_mut().poll(cx).map(|()| reason)
     }
 }
 
