@@ -10,7 +10,7 @@ use std::{
 
 use axum::body::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -27,7 +27,6 @@ pub struct BodyTimeout(Duration);
 pub struct DeadlineBody {
     inner: Incoming,
     timeout: Duration,
-    started: Instant,
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
@@ -36,7 +35,6 @@ impl DeadlineBody {
         Self {
             inner,
             timeout,
-            started: Instant::now(),
             deadline: None,
         }
     }
@@ -53,10 +51,11 @@ impl Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        let at = self.started + self.timeout;
+        // Counted from the first wait, which comes right after the headers were read.
+        let timeout = self.timeout;
         let deadline = self
             .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         ready!(deadline.as_mut().poll(cx));
         Poll::Ready(Some(Err(Box::new(BodyTimeout(self.timeout)))))
     }
