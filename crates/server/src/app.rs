@@ -14,10 +14,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
 };
-use tower::{
-    Layer, Service, ServiceBuilder,
-    util::{Either, MapResponseLayer},
-};
+use futures_util::future;
+use tower::{Layer, Service, ServiceBuilder, util::MapResponseLayer};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     classify::ServerErrorsFailureClass,
@@ -73,7 +71,7 @@ pub fn router(state: AppState) -> Router {
             note_outage(&storage, &response);
             security_headers.apply(response)
         }))
-        .layer(CorsForBrowsers(cors))
+        .layer(CorsForBrowsers(Arc::new(cors)))
         .layer(ValidateRequestHeaderLayer::custom(limit_header_size))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
 
@@ -173,49 +171,48 @@ impl SecurityHeaders {
 /// and preflights. Everything else (forward-auth checks, probes, API clients) skips it, since
 /// tower-http's CORS rebuilds its headers for every request; the two it would have added to
 /// such a request (`Vary` and `Access-Control-Allow-Credentials`) come from [`SecurityHeaders`].
+/// The CORS service is built only for the requests that need it: cloning it (axum clones the
+/// stack per request) would copy its lists every time.
 #[derive(Clone)]
-struct CorsForBrowsers(CorsLayer);
+struct CorsForBrowsers(Arc<CorsLayer>);
 
 impl<S: Clone> Layer<S> for CorsForBrowsers {
     type Service = CorsOrNot<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CorsOrNot {
-            cors: Either::Left(self.0.layer(inner.clone())),
-            plain: Either::Right(inner),
+            cors: self.0.clone(),
+            inner,
         }
     }
 }
 
-/// Both paths have the same type (`Either`), so one future type serves both.
 #[derive(Clone)]
 struct CorsOrNot<S> {
-    /// Always `Left`.
-    cors: Either<Cors<S>, S>,
-    /// Always `Right`.
-    plain: Either<Cors<S>, S>,
+    cors: Arc<CorsLayer>,
+    inner: S,
 }
 
 impl<S> Service<Request> for CorsOrNot<S>
 where
-    S: Service<Request, Response = Response>,
+    S: Service<Request, Response = Response> + Clone,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = <Either<Cors<S>, S> as Service<Request>>::Future;
+    type Future = future::Either<<Cors<S> as Service<Request>>::Future, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match self.cors.poll_ready(cx)? {
-            Poll::Ready(()) => self.plain.poll_ready(cx),
-            Poll::Pending => Poll::Pending,
-        }
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
         if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
-            self.cors.call(request)
+            // The service made ready goes into CORS; a clone stays for the next call.
+            let clone = self.inner.clone();
+            let ready = std::mem::replace(&mut self.inner, clone);
+            future::Either::Left(self.cors.layer(ready).call(request))
         } else {
-            self.plain.call(request)
+            future::Either::Right(self.inner.call(request))
         }
     }
 }
