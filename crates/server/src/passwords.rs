@@ -230,6 +230,9 @@ impl Hasher {
 
     fn verify(&mut self, password: &str, stored: &str) -> Verdict {
         if password.len() > MAX_PASSWORD_BYTES {
+            // Nobody's password: refused, but after the same work as any wrong password, so
+            // the answer's timing says nothing about the account.
+            let _ = self.verify("", stored);
             return Verdict::Mismatch;
         }
         if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {

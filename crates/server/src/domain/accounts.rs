@@ -9,7 +9,7 @@ use crate::{
     audit::{AuditEvent, AuditKind},
     clock::unix_now,
     error::{Error, Result},
-    passwords::{MAX_PASSWORD_BYTES, Verdict},
+    passwords::Verdict,
     state::AppState,
     storage::{NewUser, SessionFilter, SigninAttempt, ThrottleKey, UserRecord},
     tokens::{IssuedToken, Principal},
@@ -106,16 +106,10 @@ pub async fn sign_in(
     };
     let key = ThrottleKey::for_name(username);
     guard_attempt(state, &key, user.as_ref().map(|u| u.id), client).await?;
-    let verdict = if password.len() > MAX_PASSWORD_BYTES {
-        // Nobody's password: refused, but only after as much work as any wrong password.
-        state.passwords.verify("", None).await?;
-        Verdict::Mismatch
-    } else {
-        state
-            .passwords
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await?
-    };
+    let verdict = state
+        .passwords
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await?;
     let user = match (user, verdict) {
         (Some(user), Verdict::Match | Verdict::MatchNeedsRehash) => user,
         (user, _) => {
@@ -213,14 +207,10 @@ pub async fn change_password(
     // guessing at sign-in.
     let key = ThrottleKey::for_name(&user.username);
     guard_attempt(state, &key, Some(user_id), client).await?;
-    let verdict = if current.len() > MAX_PASSWORD_BYTES {
-        Verdict::Mismatch
-    } else {
-        state
-            .passwords
-            .verify(current, Some(&user.password_hash))
-            .await?
-    };
+    let verdict = state
+        .passwords
+        .verify(current, Some(&user.password_hash))
+        .await?;
     if verdict == Verdict::Mismatch {
         return Err(Error::WrongCurrentPassword);
     }
