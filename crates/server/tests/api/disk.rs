@@ -64,6 +64,19 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Every user in `acknowledged` is in the database.
+async fn assert_all_stored(storage: &tollgate::storage::Storage, acknowledged: &BTreeSet<String>) {
+    let stored: BTreeSet<String> = storage
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    let missing: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+}
+
 async fn signup(base: &str, name: &str) -> u16 {
     let (status, body) = post(
         base,
@@ -164,15 +177,7 @@ async fn a_full_disk_loses_no_acknowledged_write_and_recovers_without_restart() 
 
     // Everything acknowledged is there, and the file is sound.
     let storage = db.storage().await;
-    let stored: BTreeSet<String> = storage
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.username)
-        .collect();
-    let missing: Vec<_> = acknowledged.difference(&stored).collect();
-    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    assert_all_stored(&storage, &acknowledged).await;
     let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
     let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
         .fetch_one(&pool)
@@ -214,15 +219,7 @@ async fn acknowledged_writes_survive_kill_9() {
 
     let restarted = Server::start(&db).await;
     let storage = db.storage().await;
-    let stored: BTreeSet<String> = storage
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.username)
-        .collect();
-    let missing: Vec<_> = acknowledged.difference(&stored).collect();
-    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    assert_all_stored(&storage, &acknowledged).await;
     storage.close().await;
     restarted.stop();
 }

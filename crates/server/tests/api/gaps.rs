@@ -10,18 +10,9 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::support::{PASSWORD, TestApp, TestDatabase, json_request};
+use crate::support::{PASSWORD, TestApp, TestDatabase, json_request, signin_request};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
-
-fn signin_request(username: &str, password: &str) -> Request<Body> {
-    json_request(
-        Method::POST,
-        "/api/auth/signin",
-        &json!({"username": username, "password": password}),
-        None,
-    )
-}
 
 fn change_password(token: &str, current: &str, new: &str) -> Request<Body> {
     json_request(

@@ -7,16 +7,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::support::{PASSWORD, TestApp, json_request};
-
-fn signin_request(username: &str, password: &str) -> Request<Body> {
-    json_request(
-        Method::POST,
-        "/api/auth/signin",
-        &json!({"username": username, "password": password}),
-        None,
-    )
-}
+use crate::support::{PASSWORD, TestApp, json_request, signin_request};
 
 #[tokio::test]
 async fn parallel_wrong_passwords_cannot_bypass_the_account_counter() {

@@ -324,6 +324,16 @@ impl TestApp {
     }
 }
 
+/// `POST /api/auth/signin` with a username and password.
+pub fn signin_request(username: &str, password: &str) -> Request<Body> {
+    json_request(
+        Method::POST,
+        "/api/auth/signin",
+        &json!({"username": username, "password": password}),
+        None,
+    )
+}
+
 /// A JSON request.
 pub fn json_request(
     method: Method,
