@@ -18,6 +18,6 @@ pub mod state;
 pub mod storage;
 pub mod tokens;
 
-pub use app::router;
+pub use app::app;
 pub use serve::serve;
 pub use state::AppState;

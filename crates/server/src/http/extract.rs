@@ -8,21 +8,37 @@ use std::{
 
 use api::{Role, wire::ACCESS_TOKEN_HEADER};
 use axum::{
-    extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts},
+    body::Body,
+    extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request},
     http::{HeaderMap, header, request::Parts},
 };
 
+use http_body_util::Limited;
+use serde::de::DeserializeOwned;
+
 use crate::{
+    app::MAX_BODY_BYTES,
     domain::sessions::Client,
     error::Error,
     state::AppState,
     tokens::{Principal, TokenError},
 };
 
-/// `axum::Json`, but a malformed body gets our `{"message": ...}` error.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
+/// `axum::Json`, but a body over [`MAX_BODY_BYTES`] is refused (413) and a malformed one gets
+/// our `{"message": ...}` error. Every request body is read through it: the limit is applied
+/// here, where a body is read, rather than by a layer marking every request.
+#[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
+        let request = request.map(|body| Body::new(Limited::new(body, MAX_BODY_BYTES)));
+        let axum::Json(value) = axum::Json::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
 
 /// The caller, proven by a valid access token in `x-access-token` or `Authorization: Bearer`.
 #[derive(Debug, Clone)]

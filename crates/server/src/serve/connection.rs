@@ -2,6 +2,7 @@
 //! deadlines, with the client's address given to handlers as `ConnectInfo`.
 
 use std::{
+    convert::Infallible,
     future::Future,
     io,
     net::SocketAddr,
@@ -12,9 +13,10 @@ use std::{
 };
 
 use axum::{
-    Router,
-    body::Body,
+    BoxError,
+    body::{Body, Bytes, HttpBody},
     extract::{ConnectInfo, Request},
+    http::Response,
 };
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
@@ -24,7 +26,7 @@ use tokio::{
     sync::watch,
     time::{Instant, Sleep},
 };
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 use super::{body::DeadlineBody, parse_errors};
 use crate::config::ServeSettings;
@@ -37,13 +39,19 @@ const MAX_BUF_BYTES: usize = 64 * 1024;
 
 /// Serves one connection until the client is done, a deadline passes, or — after `stop`
 /// turns true — the request in progress is answered.
-pub(super) async fn serve(
+pub(super) async fn serve<App, B>(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Router,
+    app: App,
     settings: ServeSettings,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    App: Service<Request, Response = Response<B>, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + 'static,
+    B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
     let activity = Arc::new(Activity::new(&settings));
     let io = TokioIo::new(Tracked::new(stream, activity.clone()));
     let service = {
@@ -56,11 +64,9 @@ pub(super) async fn serve(
             let app = app.clone();
             async move {
                 let response = app.oneshot(request).await?;
-                Ok::<_, std::convert::Infallible>(response.map(|body| {
-                    Body::new(InFlightBody {
-                        body,
-                        _in_flight: in_flight,
-                    })
+                Ok::<_, Infallible>(response.map(|body| InFlightBody {
+                    body,
+                    _in_flight: in_flight,
                 }))
             }
         })
@@ -183,21 +189,24 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request counted as in flight until hyper is done with it.
-struct InFlightBody {
-    body: Body,
-    _in_flight: InFlight,
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted as in flight until hyper is done with it.
+    struct InFlightBody<B> {
+        #[pin]
+        body: B,
+        _in_flight: InFlight,
+    }
 }
 
-impl hyper::body::Body for InFlightBody {
-    type Data = axum::body::Bytes;
-    type Error = axum::Error;
+impl<B: HttpBody> HttpBody for InFlightBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        self.project().body.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

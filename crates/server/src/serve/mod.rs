@@ -1,4 +1,4 @@
-//! Serving the router over TCP: the accept loop, the connection cap and graceful shutdown.
+//! Serving the app over TCP: the accept loop, the connection cap and graceful shutdown.
 //!
 //! Each connection is served by hyper (HTTP/1.1) and held to deadlines (see [`connection`]):
 //! a complete request head within `--header-read-timeout`, a whole body within
@@ -28,7 +28,7 @@ use tokio::{
 
 pub use body::{BodyTimeout, is_body_timeout};
 
-use crate::{config::ServeSettings, limits::LogThrottle, router, state::AppState};
+use crate::{app, config::ServeSettings, limits::LogThrottle, state::AppState};
 
 /// Pause after an accept failure that is not about one connection (out of file descriptors,
 /// of memory): retrying at once would only spin.
@@ -43,7 +43,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     warn_if_over_file_limit(&settings);
-    let app = router(state);
+    let app = app(state);
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();

@@ -4,21 +4,22 @@
 //! PostgreSQL URL, each test gets its own freshly created PostgreSQL database instead.
 
 use std::{
+    convert::Infallible,
     sync::atomic::{AtomicU32, Ordering},
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use api::Role;
 use axum::{
-    Router,
     body::Body,
     http::{HeaderMap, Method, Request, StatusCode, header},
+    response::Response,
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tollgate::{AppState, config::Settings, router, storage::Storage};
-use tower::ServiceExt;
+use tollgate::{AppState, app, config::Settings, storage::Storage};
+use tower::{ServiceExt, util::BoxCloneSyncService};
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -83,7 +84,8 @@ impl TestDatabase {
 
 pub struct TestApp {
     pub state: AppState,
-    pub router: Router,
+    /// The whole app: routes and layers, as the server runs them.
+    pub router: BoxCloneSyncService<Request<Body>, Response, Infallible>,
     pub db: TestDatabase,
 }
 
@@ -139,7 +141,9 @@ impl TestApp {
         change(&mut settings);
         let state = AppState::new(db.storage().await, settings).await.unwrap();
         Self {
-            router: router(state.clone()),
+            router: BoxCloneSyncService::new(
+                app(state.clone()).map_response(|response| response.map(Body::new)),
+            ),
             state,
             db,
         }
