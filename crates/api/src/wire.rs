@@ -27,12 +27,18 @@ pub mod paths {
     pub const ADMIN_USER_ENABLE: &str = "/api/admin/users/{id}/enable";
     pub const ADMIN_USER_SESSIONS: &str = "/api/admin/users/{id}/sessions";
     pub const ADMIN_AUDIT: &str = "/api/admin/audit";
+    pub const FORWARD_AUTH: &str = "/api/authz/forward-auth";
+    pub const AUTH_REQUEST: &str = "/api/authz/auth-request";
     /// Where the refresh cookie is sent: the auth routes only.
     pub const REFRESH_COOKIE_PATH: &str = "/api/auth";
 }
 
 /// Name of the HttpOnly cookie that carries the refresh token.
 pub const REFRESH_COOKIE: &str = "tollgate_refresh";
+
+/// Name of the HttpOnly cookie that carries the access token for page loads of the sites
+/// Tollgate protects (forward-auth); Tollgate's own API reads tokens from headers only.
+pub const ACCESS_COOKIE: &str = "tollgate_access";
 
 /// Header the tutorial uses for the access token (besides `Authorization: Bearer`).
 pub const ACCESS_TOKEN_HEADER: &str = "x-access-token";

@@ -24,7 +24,7 @@ use envelope::EnvelopeLayer;
 pub use envelope::{CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES};
 
 use crate::{
-    http::{admin, auth, content, meta, sessions, ui, user},
+    http::{admin, auth, authz, content, meta, sessions, ui, user},
     state::AppState,
 };
 
@@ -102,6 +102,8 @@ pub fn app(
         .route(paths::ADMIN_USER_ENABLE, post(admin::enable))
         .route(paths::ADMIN_USER_SESSIONS, delete(admin::end_sessions))
         .route(paths::ADMIN_AUDIT, get(admin::audit))
+        .route(paths::FORWARD_AUTH, get(authz::forward_auth))
+        .route(paths::AUTH_REQUEST, get(authz::auth_request))
         .fallback(ui::fallback)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .with_state(state);

@@ -1,4 +1,5 @@
-//! `tollgate user …`: manage users from the command line.
+//! `tollgate user …`: manage users from the command line; `tollgate authz check`: ask the
+//! access rules about a request.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -7,14 +8,68 @@ use api::{Email, Password, Role, Username};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
-    config::UserCommand,
+    authz::{Outcome, RequestPath, Target},
+    config::{AuthzCommand, UserCommand},
     domain::{
         admin::{Actor, UserChange, change_user},
         sessions::Client,
     },
     state::AppState,
     storage::NewUser,
+    tokens::RoleSet,
 };
+
+/// Runs a `tollgate authz …` command.
+pub async fn run_authz_command(state: &AppState, command: AuthzCommand) -> anyhow::Result<()> {
+    let AuthzCommand::Check { url, method, user } = command;
+    let method = axum::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| anyhow::anyhow!("`{method}` is not an HTTP method"))?;
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{url}` is not a URL or a path"))?;
+    let path = RequestPath::parse(uri.path())
+        .map_err(|e| anyhow::anyhow!("`{}` is refused: {e}", uri.path()))?;
+    let caller = match &user {
+        Some(username) => {
+            let record = self::user(state, username).await?;
+            Some(record)
+        }
+        None => None,
+    };
+    let rules = state.authz.rules();
+    let target = Target {
+        host: uri.authority().map(|a| a.as_str()),
+        method: &method,
+        path: &path,
+    };
+    let roles = caller
+        .as_ref()
+        .filter(|record| !record.disabled)
+        .map(|record| record.roles.iter().copied().collect::<RoleSet>());
+    let decision = rules.decide(&target, roles);
+    println!("{method} {url} (path {path})");
+    match decision.rule {
+        Some(rule) => println!("matches {rule}"),
+        None => println!("matches no rule: denied by default"),
+    }
+    let who = match &caller {
+        Some(record) if record.disabled => format!("{} (disabled)", record.username),
+        Some(record) => {
+            let names: Vec<&str> = record.roles.iter().map(|r| r.as_str()).collect();
+            format!("{} (roles {})", record.username, names.join(", "))
+        }
+        None => "an anonymous caller".to_owned(),
+    };
+    let verdict = match decision.outcome {
+        Outcome::Allow => "allowed",
+        Outcome::NeedsCredentials => {
+            "refused: sign-in required (401, or the login page for a browser)"
+        }
+        Outcome::Forbidden => "refused: forbidden (403)",
+    };
+    println!("{who}: {verdict}");
+    Ok(())
+}
 
 /// Where `user add` reads a password from when no terminal is attached.
 pub const PASSWORD_ENV: &str = "TOLLGATE_PASSWORD";

@@ -3,6 +3,7 @@
 use std::{
     net::SocketAddr,
     num::{NonZeroU32, NonZeroUsize},
+    path::PathBuf,
     time::Duration,
 };
 
@@ -185,6 +186,12 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_SHUTDOWN_DRAIN", default_value = "10s", value_parser = parse_drain)]
     pub shutdown_drain: Duration,
 
+    /// The configuration file (TOML) with the access rules for forward-auth (see
+    /// `docs/protect-your-api.md`). Reloaded on SIGHUP; a file that does not load keeps the
+    /// rules in force. Without one, every forward-auth check is denied.
+    #[arg(long, env = "TOLLGATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
     /// Log filter, e.g. `info`, `tollgate=debug,tower_http=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -203,6 +210,25 @@ pub enum Command {
     /// Manage users from the command line.
     #[command(subcommand)]
     User(UserCommand),
+    /// Ask the access rules of `--config` about a request.
+    #[command(subcommand)]
+    Authz(AuthzCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthzCommand {
+    /// Print which rule matches a request and what it decides, for an anonymous caller or for
+    /// a user (with their roles from the database).
+    Check {
+        /// The request's URL, e.g. `https://app.example.com/api/orders/7`, or just its path.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Decide for this user; anonymous if absent.
+        #[arg(long, value_parser = parse_username)]
+        user: Option<Username>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +292,8 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     /// Audit events older than this are purged; `None` keeps them forever.
     pub audit_retention: Option<Duration>,
+    /// The `--config` file with the access rules.
+    pub config_file: Option<PathBuf>,
 }
 
 /// How connections are served: their timeouts, how many at once, and the shutdown drain.
@@ -381,6 +409,7 @@ impl ServerArgs {
                 refresh: NonZeroU32::new(self.rate_limit_refresh),
             },
             audit_retention: (!self.audit_retention.is_zero()).then_some(self.audit_retention),
+            config_file: self.config.clone(),
         })
     }
 }
@@ -427,6 +456,7 @@ impl Settings {
                 refresh: None,
             },
             audit_retention: Some(Duration::from_secs(90 * 86_400)),
+            config_file: None,
         }
     }
 }

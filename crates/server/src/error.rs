@@ -122,6 +122,18 @@ pub enum Error {
     WrongCurrentPassword,
     #[error("Cross-site request refused.")]
     CrossSite,
+    /// A protected page or API (forward-auth) wants a signed-in caller.
+    #[error("Sign in to access this resource.")]
+    SignInRequired,
+    /// The access rules refuse the caller (or no rule matches).
+    #[error("Access denied.")]
+    AccessDenied,
+    /// A protected path that servers could read in different ways; refused, not guessed at.
+    #[error("Access denied: {0}.")]
+    PathRefused(crate::authz::PathError),
+    /// A forward-auth request without what the proxy should have sent: a configuration error.
+    #[error("{0}")]
+    BadForwardAuth(String),
     /// A refresh failure on the tutorial's body route: 403, as the tutorial answers.
     #[error("{0}")]
     Refresh(RefreshFailure),
@@ -168,10 +180,15 @@ impl Error {
             }
             Error::BadBody { status, .. } => *status,
             Error::InvalidCredentials
+            | Error::SignInRequired
             | Error::NoToken
             | Error::InvalidToken
             | Error::ExpiredToken => StatusCode::UNAUTHORIZED,
-            Error::MissingRole(_) | Error::RoleAssignmentForbidden => StatusCode::FORBIDDEN,
+            Error::MissingRole(_)
+            | Error::RoleAssignmentForbidden
+            | Error::AccessDenied
+            | Error::PathRefused(_) => StatusCode::FORBIDDEN,
+            Error::BadForwardAuth(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::LastAdmin => StatusCode::CONFLICT,
             Error::AccountBackoff { .. } | Error::RateLimited { .. } => {

@@ -42,11 +42,20 @@ async fn run(args: Cli) -> anyhow::Result<()> {
     .await?;
     storage.migrate().await?;
 
-    if let Some(Command::User(command)) = args.command {
-        let state = AppState::load(storage.clone(), settings).await?;
-        let result = cli::run_user_command(&state, command).await;
-        storage.close().await;
-        return result;
+    match args.command {
+        Some(Command::User(command)) => {
+            let state = AppState::load(storage.clone(), settings).await?;
+            let result = cli::run_user_command(&state, command).await;
+            storage.close().await;
+            return result;
+        }
+        Some(Command::Authz(command)) => {
+            let state = AppState::load(storage.clone(), settings).await?;
+            let result = cli::run_authz_command(&state, command).await;
+            storage.close().await;
+            return result;
+        }
+        Some(Command::Serve) | None => {}
     }
 
     if settings.allow_self_assigned_roles {
@@ -56,6 +65,16 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         );
     }
     let state = AppState::new(storage.clone(), settings).await?;
+    #[cfg(unix)]
+    state.authz.reload_on_sighup()?;
+    match &state.settings.config_file {
+        Some(file) => tracing::info!(
+            file = %file.display(),
+            rules = state.authz.rules().len(),
+            "access rules loaded (reloaded on SIGHUP)"
+        ),
+        None => tracing::info!("no --config file: forward-auth checks are all denied"),
+    }
     let listener = TcpListener::bind(args.server.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.server.bind))?;

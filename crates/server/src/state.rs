@@ -4,7 +4,7 @@
 use std::{ops::Deref, sync::Arc, time::Duration};
 
 use crate::{
-    audit::AuditEvent, clock::unix_now, config::Settings, domain::keys, error::Error,
+    audit::AuditEvent, authz::Authz, clock::unix_now, config::Settings, domain::keys, error::Error,
     limits::IpLimits, passwords::Passwords, revocation::Revocations, storage::Storage,
     tokens::Tokens,
 };
@@ -21,6 +21,8 @@ pub struct AppStateParts {
     pub passwords: Passwords,
     pub revocations: Revocations,
     pub limits: IpLimits,
+    /// The access rules for the services Tollgate protects.
+    pub authz: Authz,
     pub settings: Arc<Settings>,
 }
 
@@ -40,6 +42,7 @@ impl AppState {
         let tokens = Tokens::new(&settings, keys::load(&storage, &settings).await?)?;
         let ttl_secs = i64::try_from(settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX / 2);
         storage.note_access_token_ttl(ttl_secs).await?;
+        let authz = Authz::load(settings.config_file.as_deref())?;
         let passwords = Passwords::new(settings.hash_concurrency)?;
         let revocations = Revocations::new(settings.access_token_ttl);
         revocations.reload(&storage).await?;
@@ -49,6 +52,7 @@ impl AppState {
             passwords,
             revocations,
             limits: IpLimits::new(&settings.rate_limits),
+            authz,
             settings: Arc::new(settings),
         })))
     }

@@ -111,6 +111,12 @@ pub struct AccessClaims {
     pub sid: String,
     /// The user's token version when issued; older versions are revoked.
     pub ver: i64,
+    /// The user's name and address when issued, for the services Tollgate protects (identity
+    /// headers, introspection). Tokens from before they were added have neither.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub preferred_username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub email: String,
 }
 
 /// Who a verified token speaks for.
@@ -122,12 +128,16 @@ pub struct Principal {
     pub expires_at: i64,
     pub session_id: String,
     pub version: i64,
+    pub username: String,
+    pub email: String,
 }
 
 /// What an access token is issued for.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     pub user_id: i64,
+    pub username: &'a str,
+    pub email: &'a str,
     pub roles: &'a [Role],
     pub session_id: &'a str,
     pub version: i64,
@@ -170,6 +180,13 @@ impl RoleSet {
 
     pub fn contains(self, role: Role) -> bool {
         self.0 & Self::bit(role) != 0
+    }
+
+    /// The roles in the set, in the order of [`Role::ALL`].
+    pub fn roles(self) -> impl Iterator<Item = Role> {
+        Role::ALL
+            .into_iter()
+            .filter(move |role| self.contains(*role))
     }
 }
 
@@ -324,6 +341,8 @@ impl Tokens {
             jti: self.random_id::<16>()?,
             sid: subject.session_id.to_owned(),
             ver: subject.version,
+            preferred_username: subject.username.to_owned(),
+            email: subject.email.to_owned(),
         };
         let mut header = Header::new(inner.algorithm);
         header.kid = Some(inner.kid.clone());
@@ -393,6 +412,8 @@ impl Tokens {
             expires_at: claims.exp,
             session_id: claims.sid,
             version: claims.ver,
+            username: claims.preferred_username,
+            email: claims.email,
         })
     }
 

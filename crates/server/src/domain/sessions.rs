@@ -77,6 +77,8 @@ pub async fn open(
 fn issue_access(state: &AppState, user: &UserRecord, session_id: &str) -> Result<IssuedToken> {
     Ok(state.tokens.issue(Subject {
         user_id: user.id,
+        username: &user.username,
+        email: &user.email,
         roles: &user.roles,
         session_id,
         version: user.token_version,

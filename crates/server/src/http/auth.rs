@@ -13,7 +13,7 @@ use axum::{
     Json as JsonResponse,
     extract::State,
     http::{HeaderMap, HeaderValue, header},
-    response::IntoResponse,
+    response::{AppendHeaders, IntoResponse},
 };
 
 use super::{
@@ -75,16 +75,24 @@ pub async fn signin(
     let signed_in =
         accounts::sign_in(&state, &body.username, &body.password, &client.client()).await?;
     let user = signed_in.user;
-    let cookie = cookies::set_refresh(&signed_in.grant, state.settings.https);
+    let https = state.settings.https;
+    let cookies = AppendHeaders([
+        (
+            header::SET_COOKIE,
+            cookies::set_refresh(&signed_in.grant, https),
+        ),
+        (
+            header::SET_COOKIE,
+            cookies::set_access(&signed_in.access, https),
+        ),
+    ]);
     let refresh_token = state
         .settings
         .refresh_token_in_body
         .then(|| signed_in.grant.refresh_token.expose().to_owned());
     Ok((
-        [
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (header::SET_COOKIE, cookie),
-        ],
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        cookies,
         JsonResponse(SigninResponse {
             // Before the fields that move out of `user`.
             roles: user.authorities(),
@@ -114,14 +122,19 @@ pub async fn refresh(
     let refreshed = sessions::refresh(&state, &presented, &client.client())
         .await
         .map_err(Error::on_cookie_route)?;
+    let https = state.settings.https;
     Ok((
-        [
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        AppendHeaders([
             (
                 header::SET_COOKIE,
-                cookies::set_refresh(&refreshed.grant, state.settings.https),
+                cookies::set_refresh(&refreshed.grant, https),
             ),
-        ],
+            (
+                header::SET_COOKIE,
+                cookies::set_access(&refreshed.access, https),
+            ),
+        ]),
         JsonResponse(RefreshResponse {
             access_token: refreshed.access.token,
             token_type: "Bearer".to_owned(),
@@ -143,14 +156,19 @@ pub async fn refresh_token(
         .filter(|t| !t.is_empty())
         .ok_or(Error::Refresh(RefreshFailure::Missing))?;
     let refreshed = sessions::refresh(&state, &presented, &client.client()).await?;
+    let https = state.settings.https;
     Ok((
-        [
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        AppendHeaders([
             (
                 header::SET_COOKIE,
-                cookies::set_refresh(&refreshed.grant, state.settings.https),
+                cookies::set_refresh(&refreshed.grant, https),
             ),
-        ],
+            (
+                header::SET_COOKIE,
+                cookies::set_access(&refreshed.access, https),
+            ),
+        ]),
         JsonResponse(RefreshTokenResponse {
             access_token: refreshed.access.token,
             refresh_token: refreshed.grant.refresh_token.expose().to_owned(),
@@ -176,11 +194,12 @@ pub async fn logout(
     if let Some((session_id, user_id)) = session {
         sessions::log_out(&state, &session_id, user_id, &client.client()).await?;
     }
+    let https = state.settings.https;
     Ok((
-        [(
-            header::SET_COOKIE,
-            cookies::clear_refresh(state.settings.https),
-        )],
+        AppendHeaders([
+            (header::SET_COOKIE, cookies::clear_refresh(https)),
+            (header::SET_COOKIE, cookies::clear_access(https)),
+        ]),
         JsonResponse(MessageBody {
             message: messages::SIGNED_OUT.to_owned(),
         }),

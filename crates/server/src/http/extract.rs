@@ -69,7 +69,7 @@ impl OptionalFromRequestParts<AppState> for AuthUser {
 }
 
 /// Verifies the token, then checks it against the in-memory revocations (no database query).
-fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
+pub fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
     match state.tokens.verify(token) {
         Ok(principal) if state.revocations.is_revoked(&principal) => Err(Error::InvalidToken),
         Ok(principal) => Ok(AuthUser(principal)),

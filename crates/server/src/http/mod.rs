@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod authz;
 pub mod content;
 pub mod cookies;
 pub mod extract;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod authz;
 mod binary;
 mod connections;
 mod content;

@@ -1,0 +1,265 @@
+//! Forward-auth: reverse proxies ask whether a request to the service behind them may pass.
+//!
+//! - `GET /api/authz/forward-auth` for Traefik's `forwardAuth` and Caddy's `forward_auth`,
+//!   which describe the original request in `X-Forwarded-Method`, `-Host` and `-Uri`.
+//! - `GET /api/authz/auth-request` for nginx's `auth_request`, whose configuration passes
+//!   `X-Original-URL` and `X-Original-Method`.
+//!
+//! Credentials are the caller's access token (`Authorization: Bearer`, `x-access-token`) or, for
+//! a browser, the access cookie Tollgate sets at sign-in. Everything is decided in memory (the
+//! token, the revocations, the rules): no database round trip per check, since nginx does not
+//! cache its subrequests.
+//!
+//! Answers: 200 with the identity headers (always all four, empty for an anonymous caller of
+//! a public rule, so that no copy sent by the client can stand in for one); for a caller without
+//! valid credentials, a browser page load is sent to the login page (302, or for nginx, which
+//! only understands 2xx, 401 and 403, a 401 carrying the `Location`) and any other request gets
+//! 401; 403 when the rule's roles do not match, no rule matches, or the path is ambiguous.
+
+use std::sync::Arc;
+
+use api::wire::ACCESS_TOKEN_HEADER;
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+
+use super::{cookies, extract};
+use crate::{
+    authz::{Outcome, RequestPath, Target},
+    error::{Error, Result},
+    state::AppState,
+    tokens::Principal,
+};
+
+pub const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+pub const REMOTE_EMAIL: HeaderName = HeaderName::from_static("remote-email");
+pub const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
+pub const REMOTE_USER_ID: HeaderName = HeaderName::from_static("remote-user-id");
+
+/// The login page, relative to the protected site: Tollgate's UI is expected on the same
+/// origin (the proxy routes `/login` and the auth API to it).
+const LOGIN_PATH: &str = "/login";
+
+/// `GET /api/authz/forward-auth` (Traefik, Caddy).
+pub async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let original = Original::from_forwarded(&headers)?;
+    check(&state, &headers, &original, LoginAnswer::Redirect)
+}
+
+/// `GET /api/authz/auth-request` (nginx).
+pub async fn auth_request(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    let original = Original::from_nginx(&headers)?;
+    check(
+        &state,
+        &headers,
+        &original,
+        LoginAnswer::UnauthorizedWithLocation,
+    )
+}
+
+/// How a browser is sent to the login page.
+#[derive(Debug, Clone, Copy)]
+enum LoginAnswer {
+    /// 302: Traefik and Caddy pass the auth server's answer on as it is.
+    Redirect,
+    /// 401 with `Location`: nginx fails the request on anything but 2xx, 401 and 403; its
+    /// configuration turns this 401 into the redirect (`error_page 401`).
+    UnauthorizedWithLocation,
+}
+
+/// The request the proxy asks about.
+#[derive(Debug)]
+struct Original {
+    method: Method,
+    host: Option<String>,
+    /// Path and query as the client sent them: where to come back to after signing in.
+    path_and_query: String,
+}
+
+impl Original {
+    fn from_forwarded(headers: &HeaderMap) -> Result<Self> {
+        let uri = required(headers, "x-forwarded-uri")?;
+        let method = required(headers, "x-forwarded-method")?;
+        Ok(Self {
+            method: parse_method(method)?,
+            host: optional(headers, "x-forwarded-host").map(str::to_owned),
+            path_and_query: path_and_query(uri)?,
+        })
+    }
+
+    fn from_nginx(headers: &HeaderMap) -> Result<Self> {
+        let url = required(headers, "x-original-url")?;
+        let method = required(headers, "x-original-method")?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| Error::BadForwardAuth(format!("X-Original-URL `{url}` is not a URL")))?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        Ok(Self {
+            method: parse_method(method)?,
+            host: uri.authority().map(|a| a.as_str().to_owned()),
+            path_and_query: path_and_query(path)?,
+        })
+    }
+
+    fn path(&self) -> &str {
+        self.path_and_query
+            .split_once('?')
+            .map_or(&*self.path_and_query, |(path, _)| path)
+    }
+}
+
+fn required<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str> {
+    optional(headers, name).ok_or_else(|| {
+        Error::BadForwardAuth(format!(
+            "{name} is missing: this route is for reverse proxies (see docs/protect-your-api.md)"
+        ))
+    })
+}
+
+fn optional<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn parse_method(raw: &str) -> Result<Method> {
+    Method::from_bytes(raw.as_bytes())
+        .map_err(|_| Error::BadForwardAuth(format!("`{raw}` is not an HTTP method")))
+}
+
+fn path_and_query(raw: &str) -> Result<String> {
+    if raw.starts_with('/') {
+        Ok(raw.to_owned())
+    } else {
+        Err(Error::BadForwardAuth(format!(
+            "the original URI `{raw}` does not start with `/`"
+        )))
+    }
+}
+
+/// The caller's valid token, from a header or (for browsers) the access cookie. A token that
+/// does not verify, or is revoked, counts as none.
+fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    original: &Original,
+) -> Result<Option<Arc<Principal>>> {
+    if headers.contains_key(ACCESS_TOKEN_HEADER) || headers.contains_key(header::AUTHORIZATION) {
+        return Ok(extract::lenient_auth(headers, state));
+    }
+    let Some(token) = cookies::access_token(headers) else {
+        return Ok(None);
+    };
+    let Ok(extract::AuthUser(principal)) = extract::authenticate(state, &token) else {
+        return Ok(None);
+    };
+    // A cookie is sent by the browser whoever made the page: a change (POST, PUT, ...) made
+    // with it must come from the protected site itself. SameSite=Lax already keeps the cookie
+    // off cross-site posts; this refuses them outright where the browser says so.
+    if !is_safe(&original.method)
+        && optional(headers, "sec-fetch-site").is_some_and(|site| site == "cross-site")
+    {
+        return Err(Error::CrossSite);
+    }
+    Ok(Some(principal))
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Whether the original request is a browser loading a page (which can be sent to the login
+/// page) rather than a script or an API client (which gets a 401 to handle).
+fn is_page_load(headers: &HeaderMap, original: &Original) -> bool {
+    if !matches!(original.method, Method::GET | Method::HEAD) {
+        return false;
+    }
+    if let Some(mode) = optional(headers, "sec-fetch-mode") {
+        return mode == "navigate";
+    }
+    optional(headers, "x-requested-with").is_none()
+        && optional(headers, header::ACCEPT.as_str())
+            .is_some_and(|accept| accept.contains("text/html"))
+}
+
+fn check(
+    state: &AppState,
+    headers: &HeaderMap,
+    original: &Original,
+    login: LoginAnswer,
+) -> Result<Response> {
+    let path = RequestPath::parse(original.path()).map_err(Error::PathRefused)?;
+    let principal = caller(state, headers, original)?;
+    let rules = state.authz.rules();
+    let target = Target {
+        host: original.host.as_deref(),
+        method: &original.method,
+        path: &path,
+    };
+    let decision = rules.decide(&target, principal.as_ref().map(|p| p.roles));
+    match decision.outcome {
+        Outcome::Allow => allowed(principal.as_deref()),
+        Outcome::Forbidden => Err(Error::AccessDenied),
+        Outcome::NeedsCredentials if is_page_load(headers, original) => {
+            let location = login_location(&original.path_and_query)?;
+            let status = match login {
+                LoginAnswer::Redirect => StatusCode::FOUND,
+                LoginAnswer::UnauthorizedWithLocation => StatusCode::UNAUTHORIZED,
+            };
+            let mut response = Error::SignInRequired.into_response();
+            *response.status_mut() = status;
+            response.headers_mut().insert(header::LOCATION, location);
+            Ok(response)
+        }
+        Outcome::NeedsCredentials => Err(Error::SignInRequired),
+    }
+}
+
+/// 200 with the identity headers: all four, always.
+fn allowed(principal: Option<&Principal>) -> Result<Response> {
+    let value = |text: &str| {
+        HeaderValue::from_str(text)
+            .map_err(|_| Error::Internal(anyhow::anyhow!("identity is not a valid header value")))
+    };
+    let (user, email, groups, id) = match principal {
+        Some(p) => (
+            value(&p.username)?,
+            value(&p.email)?,
+            value(
+                &p.roles
+                    .roles()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )?,
+            HeaderValue::from(p.user_id),
+        ),
+        None => {
+            let empty = HeaderValue::from_static("");
+            (empty.clone(), empty.clone(), empty.clone(), empty)
+        }
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (REMOTE_USER, user),
+            (REMOTE_EMAIL, email),
+            (REMOTE_GROUPS, groups),
+            (REMOTE_USER_ID, id),
+        ],
+    )
+        .into_response())
+}
+
+/// `/login?redirect=<the original path and query>`: a path on the same site, so the login
+/// page cannot be made to send anyone elsewhere (it also checks this itself).
+fn login_location(path_and_query: &str) -> Result<HeaderValue> {
+    let back =
+        percent_encoding::utf8_percent_encode(path_and_query, percent_encoding::NON_ALPHANUMERIC);
+    HeaderValue::from_str(&format!("{LOGIN_PATH}?redirect={back}"))
+        .map_err(|_| Error::Internal(anyhow::anyhow!("login location is not a header value")))
+}
