@@ -8,7 +8,7 @@ use api::wire::{ACCESS_TOKEN_HEADER, paths};
 use axum::{
     Router,
     body::Body,
-    extract::Request,
+    extract::{Request, State},
     http::{self, HeaderName, Method, header},
     response::Response,
     routing::{delete, get, post, put},
@@ -24,7 +24,7 @@ use envelope::EnvelopeLayer;
 pub use envelope::{CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES};
 
 use crate::{
-    http::{admin, auth, authz, content, meta, sessions, ui, user},
+    http::{admin, auth, authz, content, gate, meta, sessions, ui, user},
     state::AppState,
 };
 
@@ -66,13 +66,35 @@ pub fn app(
     // cloned into a new allocation for each request. Outermost first.
     let layers = ServiceBuilder::new().option_layer(trace).layer(envelope);
 
-    let ui = Router::new()
-        .route("/", get(ui::index))
-        .route("/assets/{name}", get(ui::asset))
-        .layer(CompressionLayer::new());
+    // The UI. In gate mode the upstream owns the site: Tollgate keeps the pages a visitor
+    // needs to sign in and manage their account, and its own assets by name; every other path
+    // (`/` included) is the upstream's, under the rules.
+    let ui = match &state.gate {
+        None => Router::new()
+            .route("/", get(ui::index))
+            .route("/assets/{name}", get(ui::asset)),
+        Some(_) => {
+            let pages = ui::GATE_MODE_PAGES
+                .iter()
+                .fold(Router::new(), |router, page| {
+                    router.route(page, get(ui::index))
+                });
+            ui::ASSETS.iter().fold(pages, |router, asset| {
+                router.route(&format!("/assets/{}", asset.name), get(ui::asset))
+            })
+        }
+    }
+    .layer(CompressionLayer::new());
+    let fallback = match state.gate.clone() {
+        None => Router::new().fallback(ui::fallback),
+        Some(gate) => Router::new().fallback(move |State(state): State<AppState>, request| {
+            gate::forward(state, gate.clone(), request)
+        }),
+    };
 
     let routes = Router::new()
         .merge(ui)
+        .merge(fallback)
         .route(paths::HEALTHZ, get(meta::healthz))
         .route(paths::JWKS, get(meta::jwks))
         .route(paths::SIGNUP, post(auth::signup))
@@ -104,7 +126,6 @@ pub fn app(
         .route(paths::ADMIN_AUDIT, get(admin::audit))
         .route(paths::FORWARD_AUTH, get(authz::forward_auth))
         .route(paths::AUTH_REQUEST, get(authz::auth_request))
-        .fallback(ui::fallback)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .with_state(state);
     layers.service(routes)

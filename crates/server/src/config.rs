@@ -8,6 +8,8 @@ use std::{
 };
 
 use api::{Role, Username};
+
+use crate::authz::Upstream;
 use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
@@ -192,6 +194,15 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
+    /// Gate mode: forward every allowed request that is not for Tollgate itself to this
+    /// upstream, e.g. `http://127.0.0.1:3000` (several, by path prefix, in the --config file).
+    #[arg(long, env = "TOLLGATE_UPSTREAM")]
+    pub upstream: Option<String>,
+
+    /// Gate mode: how long an upstream may take to start answering before the client gets 504.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub upstream_timeout: Duration,
+
     /// Log filter, e.g. `info`, `tollgate=debug,tower_http=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -294,6 +305,9 @@ pub struct Settings {
     pub audit_retention: Option<Duration>,
     /// The `--config` file with the access rules.
     pub config_file: Option<PathBuf>,
+    /// Gate mode's upstream from `--upstream` (those of the config file come with it).
+    pub upstreams: Vec<Upstream>,
+    pub upstream_timeout: Duration,
 }
 
 /// How connections are served: their timeouts, how many at once, and the shutdown drain.
@@ -410,6 +424,13 @@ impl ServerArgs {
             },
             audit_retention: (!self.audit_retention.is_zero()).then_some(self.audit_retention),
             config_file: self.config.clone(),
+            upstreams: match &self.upstream {
+                Some(url) => vec![
+                    Upstream::parse("/", url).map_err(|e| anyhow::anyhow!("--upstream: {e}"))?,
+                ],
+                None => Vec::new(),
+            },
+            upstream_timeout: self.upstream_timeout,
         })
     }
 }
@@ -457,6 +478,8 @@ impl Settings {
             },
             audit_retention: Some(Duration::from_secs(90 * 86_400)),
             config_file: None,
+            upstreams: Vec::new(),
+            upstream_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -131,6 +131,12 @@ pub enum Error {
     /// A protected path that servers could read in different ways; refused, not guessed at.
     #[error("Access denied: {0}.")]
     PathRefused(crate::authz::PathError),
+    /// Gate mode: the upstream cannot be reached.
+    #[error("The service behind Tollgate cannot be reached.")]
+    UpstreamUnreachable,
+    /// Gate mode: the upstream did not answer within `--upstream-timeout`.
+    #[error("The service behind Tollgate did not answer in time.")]
+    UpstreamTimeout,
     /// A forward-auth request without what the proxy should have sent: a configuration error.
     #[error("{0}")]
     BadForwardAuth(String),
@@ -189,6 +195,8 @@ impl Error {
             | Error::AccessDenied
             | Error::PathRefused(_) => StatusCode::FORBIDDEN,
             Error::BadForwardAuth(_) => StatusCode::BAD_REQUEST,
+            Error::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::LastAdmin => StatusCode::CONFLICT,
             Error::AccountBackoff { .. } | Error::RateLimited { .. } => {
@@ -290,7 +298,13 @@ impl Error {
     /// The message the client is sent: no internals of a server fault.
     pub fn client_message(&self) -> String {
         if self.status().is_server_error()
-            && !matches!(self, Error::Overloaded | Error::Unavailable(_))
+            && !matches!(
+                self,
+                Error::Overloaded
+                    | Error::Unavailable(_)
+                    | Error::UpstreamUnreachable
+                    | Error::UpstreamTimeout
+            )
         {
             "Internal server error.".to_owned()
         } else {

@@ -4,8 +4,17 @@
 use std::{ops::Deref, sync::Arc, time::Duration};
 
 use crate::{
-    audit::AuditEvent, authz::Authz, clock::unix_now, config::Settings, domain::keys, error::Error,
-    limits::IpLimits, passwords::Passwords, revocation::Revocations, storage::Storage,
+    audit::AuditEvent,
+    authz::{Authz, ConfigFile},
+    clock::unix_now,
+    config::Settings,
+    domain::keys,
+    error::Error,
+    http::gate::Gate,
+    limits::IpLimits,
+    passwords::Passwords,
+    revocation::Revocations,
+    storage::Storage,
     tokens::Tokens,
 };
 
@@ -23,6 +32,8 @@ pub struct AppStateParts {
     pub limits: IpLimits,
     /// The access rules for the services Tollgate protects.
     pub authz: Authz,
+    /// Gate mode's upstreams, if Tollgate is a gate.
+    pub gate: Option<Gate>,
     pub settings: Arc<Settings>,
 }
 
@@ -42,7 +53,22 @@ impl AppState {
         let tokens = Tokens::new(&settings, keys::load(&storage, &settings).await?)?;
         let ttl_secs = i64::try_from(settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX / 2);
         storage.note_access_token_ttl(ttl_secs).await?;
-        let authz = Authz::load(settings.config_file.as_deref())?;
+        let config = match &settings.config_file {
+            Some(file) => ConfigFile::load(file)?,
+            None => ConfigFile::default(),
+        };
+        let authz = Authz::with_rules(settings.config_file.clone(), config.rules);
+        let mut upstreams = settings.upstreams.clone();
+        for upstream in config.upstreams {
+            if upstreams.iter().any(|u| u.prefix == upstream.prefix) {
+                anyhow::bail!(
+                    "upstream prefix `{}` is given by both --upstream and the config file",
+                    upstream.prefix
+                );
+            }
+            upstreams.push(upstream);
+        }
+        let gate = Gate::new(upstreams, settings.upstream_timeout);
         let passwords = Passwords::new(settings.hash_concurrency)?;
         let revocations = Revocations::new(settings.access_token_ttl);
         revocations.reload(&storage).await?;
@@ -53,6 +79,7 @@ impl AppState {
             revocations,
             limits: IpLimits::new(&settings.rate_limits),
             authz,
+            gate,
             settings: Arc::new(settings),
         })))
     }

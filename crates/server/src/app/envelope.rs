@@ -27,6 +27,7 @@ use tower_http::cors::{Cors, CorsLayer, ResponseFuture as CorsFuture};
 
 use crate::{
     error::{Error, Unavailable},
+    http::gate::FromUpstream,
     limits::LogThrottle,
     storage::Storage,
 };
@@ -195,6 +196,11 @@ where
             Ok(Poll::Ready(Err(never))) => match never {},
             Err(panic) => panicked(panic),
         };
+        // An upstream's answer (gate mode) is the upstream's: its errors are not ours to log,
+        // and its headers are its own.
+        if response.extensions().get::<FromUpstream>().is_some() {
+            return Poll::Ready(Ok(response));
+        }
         if let Some(origin) = this.origin.take() {
             note_failure(this.shared, &origin, &response);
         }

@@ -14,6 +14,11 @@
 //! path = "/api/orders/**"
 //! methods = ["GET", "POST"]         # optional
 //! any_of = ["admin", "moderator"]
+//!
+//! # Gate mode: where allowed requests go, by longest path prefix (read at start).
+//! [[upstream]]
+//! prefix = "/"
+//! url = "http://127.0.0.1:3000"
 //! ```
 
 mod path;
@@ -30,25 +35,118 @@ use serde::Deserialize;
 pub use path::{PathError, PathPattern, RequestPath};
 pub use rules::{Decision, Outcome, Policy, RawRule, Rule, RuleError, Rules, Target};
 
-/// The `--config` file.
+/// The `--config` file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ConfigFile {
+struct RawConfig {
     #[serde(default)]
     rule: Vec<RawRule>,
+    #[serde(default)]
+    upstream: Vec<RawUpstream>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    prefix: String,
+    url: String,
+}
+
+/// Where gate mode sends the allowed requests under a path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Normalised: starts with `/`, no trailing `/` (except the root itself).
+    pub prefix: String,
+    /// `http://host:port`, optionally with a base path.
+    pub url: String,
+}
+
+impl Upstream {
+    /// Checks a prefix and an upstream URL (plain HTTP: the upstream runs beside Tollgate).
+    pub fn parse(prefix: &str, url: &str) -> Result<Self, String> {
+        if !prefix.starts_with('/') {
+            return Err(format!("upstream prefix `{prefix}` must start with `/`"));
+        }
+        let uri: axum::http::Uri = url
+            .parse()
+            .map_err(|_| format!("upstream `{url}` is not a URL"))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(format!(
+                "upstream `{url}` must be an http:// URL with a host (TLS to upstreams is not \
+                 supported: run Tollgate beside the service)"
+            ));
+        }
+        if uri.query().is_some() {
+            return Err(format!("upstream `{url}` must not have a query"));
+        }
+        let trimmed = prefix.trim_end_matches('/');
+        Ok(Self {
+            prefix: if trimmed.is_empty() {
+                "/".to_owned()
+            } else {
+                trimmed.to_owned()
+            },
+            url: url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Whether `path` is under this prefix (whole segments: `/api` covers `/api/x`, not
+    /// `/apix`).
+    pub fn covers(&self, path: &str) -> bool {
+        self.prefix == "/"
+            || path
+                .strip_prefix(&self.prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// The checked `--config` file.
+#[derive(Debug, Default)]
+pub struct ConfigFile {
+    pub rules: Rules,
+    pub upstreams: Vec<Upstream>,
+}
+
+impl ConfigFile {
+    /// Reads and checks a configuration file's text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let rules = Rules::parse(&raw.rule)?;
+        let mut upstreams = Vec::new();
+        for (index, upstream) in raw.upstream.iter().enumerate() {
+            let upstream = Upstream::parse(&upstream.prefix, &upstream.url)
+                .map_err(|e| anyhow::anyhow!("upstream {}: {e}", index + 1))?;
+            if upstreams
+                .iter()
+                .any(|u: &Upstream| u.prefix == upstream.prefix)
+            {
+                anyhow::bail!(
+                    "upstream {}: prefix `{}` is given twice",
+                    index + 1,
+                    upstream.prefix
+                );
+            }
+            upstreams.push(upstream);
+        }
+        Ok(Self { rules, upstreams })
+    }
+
+    /// Reads and checks the configuration file at `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
 }
 
 /// Reads and checks the rules of a configuration file's text.
 pub fn parse_rules(text: &str) -> anyhow::Result<Rules> {
-    let file: ConfigFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Rules::parse(&file.rule)?)
+    Ok(ConfigFile::parse(text)?.rules)
 }
 
 /// Reads and checks the rules of the configuration file at `path`.
 pub fn load_rules(path: &Path) -> anyhow::Result<Rules> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    parse_rules(&text).with_context(|| format!("in {}", path.display()))
+    Ok(ConfigFile::load(path)?.rules)
 }
 
 /// The rules in force, shared by every request; replaced whole on reload.

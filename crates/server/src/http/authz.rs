@@ -37,6 +37,9 @@ pub const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
 pub const REMOTE_EMAIL: HeaderName = HeaderName::from_static("remote-email");
 pub const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
 pub const REMOTE_USER_ID: HeaderName = HeaderName::from_static("remote-user-id");
+/// The identity headers, set on every allowed request (and removed from what clients send).
+pub const IDENTITY_HEADERS: [HeaderName; 4] =
+    [REMOTE_USER, REMOTE_EMAIL, REMOTE_GROUPS, REMOTE_USER_ID];
 
 /// The login page, relative to the protected site: Tollgate's UI is expected on the same
 /// origin (the proxy routes `/login` and the auth API to it).
@@ -69,13 +72,13 @@ enum LoginAnswer {
     UnauthorizedWithLocation,
 }
 
-/// The request the proxy asks about.
+/// The request a check is about.
 #[derive(Debug)]
-struct Original {
-    method: Method,
-    host: Option<String>,
+pub struct Original {
+    pub method: Method,
+    pub host: Option<String>,
     /// Path and query as the client sent them: where to come back to after signing in.
-    path_and_query: String,
+    pub path_and_query: String,
 }
 
 impl Original {
@@ -143,7 +146,7 @@ fn path_and_query(raw: &str) -> Result<String> {
 
 /// The caller's valid token, from a header or (for browsers) the access cookie. A token that
 /// does not verify, or is revoked, counts as none.
-fn caller(
+pub fn caller(
     state: &AppState,
     headers: &HeaderMap,
     original: &Original,
@@ -174,7 +177,7 @@ fn is_safe(method: &Method) -> bool {
 
 /// Whether the original request is a browser loading a page (which can be sent to the login
 /// page) rather than a script or an API client (which gets a 401 to handle).
-fn is_page_load(headers: &HeaderMap, original: &Original) -> bool {
+pub fn is_page_load(headers: &HeaderMap, original: &Original) -> bool {
     if !matches!(original.method, Method::GET | Method::HEAD) {
         return false;
     }
@@ -205,22 +208,33 @@ fn check(
         Outcome::Allow => allowed(principal.as_deref()),
         Outcome::Forbidden => Err(Error::AccessDenied),
         Outcome::NeedsCredentials if is_page_load(headers, original) => {
-            let location = login_location(&original.path_and_query)?;
             let status = match login {
                 LoginAnswer::Redirect => StatusCode::FOUND,
                 LoginAnswer::UnauthorizedWithLocation => StatusCode::UNAUTHORIZED,
             };
-            let mut response = Error::SignInRequired.into_response();
-            *response.status_mut() = status;
-            response.headers_mut().insert(header::LOCATION, location);
-            Ok(response)
+            login_redirect(original, status)
         }
         Outcome::NeedsCredentials => Err(Error::SignInRequired),
     }
 }
 
+/// The answer that sends a browser to the login page: `status` (302, or 401 for nginx) with
+/// `Location` and our JSON body.
+pub fn login_redirect(original: &Original, status: StatusCode) -> Result<Response> {
+    let location = login_location(&original.path_and_query)?;
+    let mut response = Error::SignInRequired.into_response();
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
 /// 200 with the identity headers: all four, always.
 fn allowed(principal: Option<&Principal>) -> Result<Response> {
+    Ok((StatusCode::OK, identity(principal)?).into_response())
+}
+
+/// The identity headers for `principal`, all four, empty for an anonymous caller.
+pub fn identity(principal: Option<&Principal>) -> Result<[(HeaderName, HeaderValue); 4]> {
     let value = |text: &str| {
         HeaderValue::from_str(text)
             .map_err(|_| Error::Internal(anyhow::anyhow!("identity is not a valid header value")))
@@ -243,16 +257,12 @@ fn allowed(principal: Option<&Principal>) -> Result<Response> {
             (empty.clone(), empty.clone(), empty.clone(), empty)
         }
     };
-    Ok((
-        StatusCode::OK,
-        [
-            (REMOTE_USER, user),
-            (REMOTE_EMAIL, email),
-            (REMOTE_GROUPS, groups),
-            (REMOTE_USER_ID, id),
-        ],
-    )
-        .into_response())
+    Ok([
+        (REMOTE_USER, user),
+        (REMOTE_EMAIL, email),
+        (REMOTE_GROUPS, groups),
+        (REMOTE_USER_ID, id),
+    ])
 }
 
 /// `/login?redirect=<the original path and query>`: a path on the same site, so the login

@@ -10,7 +10,7 @@ use api::{Role, wire::ACCESS_TOKEN_HEADER};
 use axum::{
     body::Body,
     extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request},
-    http::{HeaderMap, header, request::Parts},
+    http::{Extensions, HeaderMap, header, request::Parts},
 };
 
 use http_body_util::Limited;
@@ -127,42 +127,7 @@ impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |info| {
-                info.0.ip().to_canonical()
-            });
-        let trusted = |ip: &IpAddr| {
-            state
-                .settings
-                .trusted_proxies
-                .iter()
-                .any(|net| net.contains(ip))
-        };
-        let mut ip = peer;
-        if trusted(&peer) {
-            // Walk the chain from the nearest hop; stop at the first address we do not trust.
-            let hops = parts
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .collect::<Vec<_>>();
-            for hop in hops.into_iter().rev() {
-                match hop.parse::<IpAddr>().map(|a| a.to_canonical()) {
-                    Ok(address) => {
-                        ip = address;
-                        if !trusted(&address) {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
+        let ip = client_ip(state, &parts.extensions, &parts.headers);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -170,6 +135,46 @@ impl FromRequestParts<AppState> for ClientInfo {
             .map(|ua| ua.chars().take(256).collect());
         Ok(Self { ip, user_agent })
     }
+}
+
+/// The client's address: the TCP peer, or, behind a trusted proxy, the nearest untrusted
+/// address in `X-Forwarded-For`.
+pub fn client_ip(state: &AppState, extensions: &Extensions, headers: &HeaderMap) -> IpAddr {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |info| {
+            info.0.ip().to_canonical()
+        });
+    let trusted = |ip: &IpAddr| {
+        state
+            .settings
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(ip))
+    };
+    let mut ip = peer;
+    if trusted(&peer) {
+        // Walk the chain from the nearest hop; stop at the first address we do not trust.
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in hops.into_iter().rev() {
+            match hop.parse::<IpAddr>().map(|a| a.to_canonical()) {
+                Ok(address) => {
+                    ip = address;
+                    if !trusted(&address) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    ip
 }
 
 /// Refuses cross-site requests to cookie-authenticated routes: `Sec-Fetch-Site: cross-site`, or

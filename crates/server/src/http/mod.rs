@@ -6,6 +6,7 @@ pub mod authz;
 pub mod content;
 pub mod cookies;
 pub mod extract;
+pub mod gate;
 pub mod meta;
 pub mod sessions;
 pub mod ui;

@@ -23,6 +23,9 @@ mod built {
 
 pub use built::ASSETS;
 
+/// The UI's pages that Tollgate keeps in gate mode (see `app`).
+pub const GATE_MODE_PAGES: [&str; 3] = ["/login", "/register", "/profile"];
+
 /// `index.html`: never cached, so a new release is picked up at the next load.
 pub async fn index() -> Response {
     (

@@ -73,7 +73,8 @@ pub(super) async fn serve<App, B>(
     };
     let mut http = http1::Builder::new();
     http.max_buf_size(MAX_BUF_BYTES);
-    let mut connection = pin!(http.serve_connection(io, service));
+    // Upgrades (WebSocket) are passed on by the gate; hyper hands over the connection.
+    let mut connection = pin!(http.serve_connection(io, service).with_upgrades());
     let mut deadline = Deadline::new(activity);
     let mut stopping = false;
     loop {

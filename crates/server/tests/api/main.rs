@@ -8,6 +8,7 @@ mod connections;
 mod content;
 mod disk;
 mod gaps;
+mod gate;
 mod hardening;
 mod input;
 mod nodes;

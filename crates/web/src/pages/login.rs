@@ -43,13 +43,26 @@ pub fn Login() -> impl IntoView {
             return;
         }
         let navigate = navigate.clone();
-        let target = safe_redirect(query.get_untracked().get("redirect"));
+        let asked = query.get_untracked().get("redirect");
+        // A page asked for by name may be the protected site's rather than this app's (behind
+        // forward-auth or the gate): it is loaded in full. Otherwise, the profile, in-app.
+        let full_load = asked.is_some();
+        let target = safe_redirect(asked);
         pending.set(true);
         spawn_local(async move {
             match api
                 .signin(&username.get_untracked(), &password.get_untracked())
                 .await
             {
+                Ok(()) if full_load => {
+                    error.set(None);
+                    if let Some(window) = web_sys::window()
+                        && window.location().replace(&target).is_ok()
+                    {
+                        return;
+                    }
+                    navigate(&target, NavigateOptions::default());
+                }
                 Ok(()) => {
                     error.set(None);
                     navigate(

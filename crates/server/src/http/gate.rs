@@ -1,0 +1,244 @@
+//! Gate mode: Tollgate in front of the services it protects, as their reverse proxy.
+//!
+//! With upstreams configured (`--upstream`, or `[[upstream]]` in the `--config` file), every
+//! request that is not for one of Tollgate's own routes is checked against the access rules
+//! and, when allowed, forwarded to the upstream whose path prefix is the longest match: with
+//! the identity headers set by Tollgate (client-sent copies are always removed), Tollgate's own
+//! cookies removed, `X-Forwarded-For/-Proto/-Host` added, hop-by-hop headers handled, bodies
+//! streamed both ways and WebSocket upgrades passed through (by `axum-reverse-proxy`). An
+//! upstream that cannot be reached is a 502, one that does not answer within
+//! `--upstream-timeout` a 504, both with our JSON body. A refused request never reaches the
+//! upstream: the caller gets what forward-auth answers (login redirect, 401 or 403).
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use api::wire::{ACCESS_COOKIE, REFRESH_COOKIE};
+use axum::{
+    extract::Request,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use axum_reverse_proxy::{ReverseProxy, Rfc9110Layer};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use tower::{
+    Layer, Service,
+    util::{BoxCloneSyncService, MapResponseLayer},
+};
+
+use super::authz::{self as checks, IDENTITY_HEADERS};
+use crate::{
+    authz::{Outcome, RequestPath, Target, Upstream},
+    error::Error,
+    state::AppState,
+};
+
+/// Marks a response that came from an upstream: Tollgate's own response headers (its CSP,
+/// `Cache-Control: no-store`, ...) are the upstream's business there, not ours.
+#[derive(Debug, Clone, Copy)]
+pub struct FromUpstream;
+
+type Forwarder = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
+
+/// The upstreams and their proxies, longest prefix first.
+#[derive(Clone)]
+pub struct Gate(Arc<[(Upstream, Forwarder)]>, Duration);
+
+impl Gate {
+    /// `None` when there is no upstream: Tollgate is not a gate then.
+    pub fn new(mut upstreams: Vec<Upstream>, timeout: Duration) -> Option<Self> {
+        if upstreams.is_empty() {
+            return None;
+        }
+        upstreams.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        let routes = upstreams
+            .into_iter()
+            .map(|upstream| {
+                // Paths go to the upstream whole: the prefix only chooses the upstream.
+                let proxy = ReverseProxy::new_with_client("/", &upstream.url, client.clone());
+                let marked = MapResponseLayer::new(mark_upstream_answer).layer(proxy);
+                let forwarder = BoxCloneSyncService::new(Rfc9110Layer::new().layer(marked));
+                (upstream, forwarder)
+            })
+            .collect();
+        Some(Self(routes, timeout))
+    }
+
+    fn route(&self, path: &str) -> Option<&Forwarder> {
+        self.0
+            .iter()
+            .find(|(upstream, _)| upstream.covers(path))
+            .map(|(_, forwarder)| forwarder)
+    }
+}
+
+/// The fallback in gate mode: every request no route of Tollgate's took.
+pub async fn forward(state: AppState, gate: Gate, request: Request) -> Response {
+    match check_and_forward(&state, &gate, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn check_and_forward(
+    state: &AppState,
+    gate: &Gate,
+    request: Request,
+) -> Result<Response, Error> {
+    let path = RequestPath::parse(request.uri().path()).map_err(Error::PathRefused)?;
+    let original = checks::Original {
+        method: request.method().clone(),
+        host: host_of(&request),
+        path_and_query: request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
+    };
+    let principal = checks::caller(state, request.headers(), &original)?;
+    let rules = state.authz.rules();
+    let target = Target {
+        host: original.host.as_deref(),
+        method: &original.method,
+        path: &path,
+    };
+    let decision = rules.decide(&target, principal.as_ref().map(|p| p.roles));
+    match decision.outcome {
+        Outcome::Allow => {}
+        Outcome::Forbidden => return Err(Error::AccessDenied),
+        Outcome::NeedsCredentials => {
+            return if checks::is_page_load(request.headers(), &original) {
+                checks::login_redirect(&original, StatusCode::FOUND)
+            } else {
+                Err(Error::SignInRequired)
+            };
+        }
+    }
+    let Some(forwarder) = gate.route(request.uri().path()) else {
+        return Err(Error::NotFound("Not found."));
+    };
+    let client_ip = super::extract::client_ip(state, request.extensions(), request.headers());
+    let mut request = request;
+    prepare(
+        request.headers_mut(),
+        &checks::identity(principal.as_deref())?,
+        client_ip,
+        state.settings.https,
+    );
+    match tokio::time::timeout(gate.1, forwarder.clone().call(request)).await {
+        Err(_) => Err(Error::UpstreamTimeout),
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(never)) => match never {},
+    }
+}
+
+/// Tells the upstream's answers from the proxy's own when it cannot reach the upstream: that
+/// one is a 502 with no headers at all (an upstream's answer always has some, if only `date`
+/// or `content-length`), and becomes our JSON 502. The upstream's are marked as such.
+fn mark_upstream_answer(mut response: Response) -> Response {
+    if response.status() == StatusCode::BAD_GATEWAY && response.headers().is_empty() {
+        return Error::UpstreamUnreachable.into_response();
+    }
+    response.extensions_mut().insert(FromUpstream);
+    response
+}
+
+fn host_of(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
+}
+
+/// The request as the upstream gets it: identity headers ours only, Tollgate's cookies
+/// removed, the forwarding headers added.
+fn prepare(
+    headers: &mut HeaderMap,
+    identity: &[(axum::http::HeaderName, HeaderValue); 4],
+    client_ip: IpAddr,
+    https: bool,
+) {
+    for name in IDENTITY_HEADERS {
+        headers.remove(name);
+    }
+    for (name, value) in identity {
+        headers.insert(name.clone(), value.clone());
+    }
+    strip_our_cookies(headers);
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {client_ip}"),
+        None => client_ip.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", value);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert("x-forwarded-host", host);
+    }
+}
+
+/// Removes Tollgate's cookies from the `Cookie` headers: the upstream has no use for the
+/// caller's tokens (a service that verifies tokens itself gets them in `Authorization`).
+fn strip_our_cookies(headers: &mut HeaderMap) {
+    let cookies: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    if cookies.is_empty() {
+        return;
+    }
+    headers.remove(header::COOKIE);
+    for value in cookies {
+        let Ok(text) = value.to_str() else {
+            headers.append(header::COOKIE, value);
+            continue;
+        };
+        let kept: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or_default().trim();
+                !pair.is_empty() && name != ACCESS_COOKIE && name != REFRESH_COOKIE
+            })
+            .collect();
+        if !kept.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+        {
+            headers.append(header::COOKIE, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_cookies_never_reach_the_upstream() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; tollgate_access=abc; lang=en"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("tollgate_refresh=xyz"),
+        );
+        strip_our_cookies(&mut headers);
+        let left: Vec<&str> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["theme=dark; lang=en"]);
+    }
+}
