@@ -27,6 +27,9 @@ pub mod paths {
     pub const ADMIN_USER_ENABLE: &str = "/api/admin/users/{id}/enable";
     pub const ADMIN_USER_SESSIONS: &str = "/api/admin/users/{id}/sessions";
     pub const ADMIN_AUDIT: &str = "/api/admin/audit";
+    pub const INTROSPECT: &str = "/oauth/introspect";
+    pub const ADMIN_CLIENTS: &str = "/api/admin/clients";
+    pub const ADMIN_CLIENT: &str = "/api/admin/clients/{name}";
     pub const FORWARD_AUTH: &str = "/api/authz/forward-auth";
     pub const AUTH_REQUEST: &str = "/api/authz/auth-request";
     /// Where the refresh cookie is sent: the auth routes only.

@@ -24,7 +24,7 @@ use envelope::EnvelopeLayer;
 pub use envelope::{CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES};
 
 use crate::{
-    http::{admin, auth, authz, content, gate, meta, sessions, ui, user},
+    http::{admin, auth, authz, content, gate, introspect, meta, sessions, ui, user},
     state::AppState,
 };
 
@@ -124,6 +124,9 @@ pub fn app(
         .route(paths::ADMIN_USER_ENABLE, post(admin::enable))
         .route(paths::ADMIN_USER_SESSIONS, delete(admin::end_sessions))
         .route(paths::ADMIN_AUDIT, get(admin::audit))
+        .route(paths::ADMIN_CLIENTS, get(introspect::list_clients))
+        .route(paths::ADMIN_CLIENT, delete(introspect::remove_client))
+        .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::FORWARD_AUTH, get(authz::forward_auth))
         .route(paths::AUTH_REQUEST, get(authz::auth_request))
         .method_not_allowed_fallback(meta::method_not_allowed)

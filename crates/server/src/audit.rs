@@ -15,10 +15,12 @@ pub enum AuditKind {
     UserDisabled,
     UserEnabled,
     UserDeleted,
+    ClientAdded,
+    ClientRemoved,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 11] = [
+    pub const ALL: [AuditKind; 13] = [
         AuditKind::Signup,
         AuditKind::SigninOk,
         AuditKind::SigninFailed,
@@ -30,6 +32,8 @@ impl AuditKind {
         AuditKind::UserDisabled,
         AuditKind::UserEnabled,
         AuditKind::UserDeleted,
+        AuditKind::ClientAdded,
+        AuditKind::ClientRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,8 @@ impl AuditKind {
             AuditKind::UserDisabled => "user_disabled",
             AuditKind::UserEnabled => "user_enabled",
             AuditKind::UserDeleted => "user_deleted",
+            AuditKind::ClientAdded => "client_added",
+            AuditKind::ClientRemoved => "client_removed",
         }
     }
 

@@ -9,7 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     authz::{Outcome, RequestPath, Target},
-    config::{AuthzCommand, UserCommand},
+    config::{AuthzCommand, ClientCommand, UserCommand},
+    domain::clients::{self, ClientName},
     domain::{
         admin::{Actor, UserChange, change_user},
         sessions::Client,
@@ -18,6 +19,45 @@ use crate::{
     storage::NewUser,
     tokens::RoleSet,
 };
+
+/// Runs a `tollgate client …` command.
+pub async fn run_client_command(state: &AppState, command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Add { name } => {
+            let name = ClientName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
+            let secret = clients::add(state, &name, None).await?;
+            println!(
+                "client {} added. Its secret (shown only now):",
+                name.as_str()
+            );
+            println!("{secret}");
+        }
+        ClientCommand::List => {
+            for client in clients::list(state).await? {
+                let used = client.last_used_at.map_or_else(
+                    || "never used".to_owned(),
+                    |at| format!("last used {}", iso(at)),
+                );
+                println!("{}  added {}  {used}", client.name, iso(client.created_at));
+            }
+        }
+        ClientCommand::Remove { name } => {
+            clients::remove(state, &name, None).await?;
+            println!("client {name} removed");
+        }
+    }
+    Ok(())
+}
+
+fn iso(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
 
 /// Runs a `tollgate authz …` command.
 pub async fn run_authz_command(state: &AppState, command: AuthzCommand) -> anyhow::Result<()> {

@@ -224,6 +224,19 @@ pub enum Command {
     /// Ask the access rules of `--config` about a request.
     #[command(subcommand)]
     Authz(AuthzCommand),
+    /// Manage the service clients that may introspect tokens (`POST /oauth/introspect`).
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a service client; its secret is printed once and never shown again.
+    Add { name: String },
+    /// List the service clients.
+    List,
+    /// Remove a service client: its secret stops working at once.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -131,6 +131,12 @@ pub enum Error {
     /// A protected path that servers could read in different ways; refused, not guessed at.
     #[error("Access denied: {0}.")]
     PathRefused(crate::authz::PathError),
+    /// A service client's name is taken.
+    #[error("A client with this name exists already.")]
+    ClientNameTaken,
+    /// Introspection by a caller that is not a registered service client (RFC 6749 §5.2).
+    #[error("Client authentication failed.")]
+    InvalidClient,
     /// Gate mode: the upstream cannot be reached.
     #[error("The service behind Tollgate cannot be reached.")]
     UpstreamUnreachable,
@@ -186,6 +192,7 @@ impl Error {
             }
             Error::BadBody { status, .. } => *status,
             Error::InvalidCredentials
+            | Error::InvalidClient
             | Error::SignInRequired
             | Error::NoToken
             | Error::InvalidToken
@@ -198,7 +205,7 @@ impl Error {
             Error::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::LastAdmin => StatusCode::CONFLICT,
+            Error::LastAdmin | Error::ClientNameTaken => StatusCode::CONFLICT,
             Error::AccountBackoff { .. } | Error::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -322,6 +329,7 @@ impl IntoResponse for Error {
             _ => {}
         }
         let message = self.client_message();
+        let basic_auth = matches!(self, Error::InvalidClient);
         let retry_after = match &self {
             Error::AccountBackoff { retry_after_secs }
             | Error::RateLimited { retry_after_secs } => Some(retry_after_secs.max(&1).to_string()),
@@ -343,10 +351,25 @@ impl IntoResponse for Error {
                 }),
             )
                 .into_response(),
+            // OAuth's shape (RFC 6749 §5.2), with our `message` too.
+            Error::InvalidClient => (
+                status,
+                Json(serde_json::json!({
+                    "error": "invalid_client",
+                    "error_description": message,
+                    "message": message,
+                })),
+            )
+                .into_response(),
             _ => (status, Json(api::wire::MessageBody { message })).into_response(),
         };
         let headers = response.headers_mut();
-        if status == StatusCode::UNAUTHORIZED {
+        if basic_auth {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tollgate\""),
+            );
+        } else if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {

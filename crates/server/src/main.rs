@@ -55,6 +55,12 @@ async fn run(args: Cli) -> anyhow::Result<()> {
             storage.close().await;
             return result;
         }
+        Some(Command::Client(command)) => {
+            let state = AppState::load(storage.clone(), settings).await?;
+            let result = cli::run_client_command(&state, command).await;
+            storage.close().await;
+            return result;
+        }
         Some(Command::Serve) | None => {}
     }
 

@@ -165,6 +165,27 @@ impl std::fmt::Debug for RefreshToken {
     }
 }
 
+/// Who a token's claims speak for; claims that do not hang together are invalid.
+fn principal_of(claims: AccessClaims) -> Result<Principal, TokenError> {
+    if claims.sub != claims.id.to_string() {
+        return Err(TokenError::Invalid);
+    }
+    let roles = claims
+        .roles
+        .iter()
+        .map(|name| Role::parse(name).map_err(|_| TokenError::Invalid))
+        .collect::<Result<RoleSet, _>>()?;
+    Ok(Principal {
+        user_id: claims.id,
+        roles,
+        expires_at: claims.exp,
+        session_id: claims.sid,
+        version: claims.ver,
+        username: claims.preferred_username,
+        email: claims.email,
+    })
+}
+
 /// A small set of roles.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RoleSet(u8);
@@ -377,7 +398,22 @@ impl Tokens {
         Ok(principal)
     }
 
+    /// The claims of a valid, unexpired token, checked in full (signature, `exp`, `iss`,
+    /// `aud`), without the cache: for introspection, which reports them.
+    pub fn verified_claims(&self, token: &str) -> Result<(AccessClaims, Principal), TokenError> {
+        let claims = self.decode_claims(token)?;
+        if claims.exp <= unix_now() {
+            return Err(TokenError::Expired);
+        }
+        let principal = principal_of(claims.clone())?;
+        Ok((claims, principal))
+    }
+
     fn verify_signature(&self, token: &str) -> Result<Principal, TokenError> {
+        principal_of(self.decode_claims(token)?)
+    }
+
+    fn decode_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let inner = &self.inner;
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
@@ -397,24 +433,7 @@ impl Tokens {
                 _ => TokenError::Invalid,
             },
         )?;
-        let claims = data.claims;
-        if claims.sub != claims.id.to_string() {
-            return Err(TokenError::Invalid);
-        }
-        let roles = claims
-            .roles
-            .iter()
-            .map(|name| Role::parse(name).map_err(|_| TokenError::Invalid))
-            .collect::<Result<RoleSet, _>>()?;
-        Ok(Principal {
-            user_id: claims.id,
-            roles,
-            expires_at: claims.exp,
-            session_id: claims.sid,
-            version: claims.ver,
-            username: claims.preferred_username,
-            email: claims.email,
-        })
+        Ok(data.claims)
     }
 
     /// A fresh random id (session ids, token ids), base64url.

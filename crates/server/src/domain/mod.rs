@@ -2,5 +2,6 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod clients;
 pub mod keys;
 pub mod sessions;

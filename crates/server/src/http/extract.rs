@@ -10,7 +10,7 @@ use api::{Role, wire::ACCESS_TOKEN_HEADER};
 use axum::{
     body::Body,
     extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request},
-    http::{Extensions, HeaderMap, header, request::Parts},
+    http::{Extensions, HeaderMap, StatusCode, header, request::Parts},
 };
 
 use http_body_util::Limited;
@@ -36,6 +36,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
         let request = request.map(|body| Body::new(Limited::new(body, MAX_BODY_BYTES)));
         let axum::Json(value) = axum::Json::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// `axum::Form` (a form-urlencoded body), under the same size limit as [`Json`] and with our
+/// error format.
+#[derive(Debug)]
+pub struct Form<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
+        let request = request.map(|body| Body::new(Limited::new(body, MAX_BODY_BYTES)));
+        let axum::Form(value) =
+            axum::Form::from_request(request, state)
+                .await
+                .map_err(|rejection| Error::BadBody {
+                    // A missing or malformed field is a bad request (RFC 6749 §5.2), not 422.
+                    status: match rejection.status() {
+                        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                        status => status,
+                    },
+                    message: format!("Invalid form body: {}", rejection.body_text()),
+                })?;
         Ok(Self(value))
     }
 }

@@ -7,6 +7,7 @@ pub mod content;
 pub mod cookies;
 pub mod extract;
 pub mod gate;
+pub mod introspect;
 pub mod meta;
 pub mod sessions;
 pub mod ui;

@@ -2,6 +2,7 @@
 //! the queries are written once, in the dialect both share, and run on either pool.
 
 mod audit;
+mod clients;
 mod health;
 mod keys;
 mod revocations;
@@ -23,6 +24,7 @@ use sqlx::{
 };
 
 pub use audit::AuditRecord;
+pub use clients::ClientRecord;
 pub use health::Health;
 pub use keys::StoredKey;
 pub use revocations::{REVOCATION_CHANNEL, Revocation, RevocationNotice};

@@ -11,6 +11,7 @@ mod gaps;
 mod gate;
 mod hardening;
 mod input;
+mod introspect;
 mod nodes;
 mod outage;
 mod sessions;
