@@ -14,6 +14,7 @@ mod input;
 mod introspect;
 mod nodes;
 mod outage;
+mod proxies;
 mod sessions;
 mod signin;
 mod signup;
