@@ -10,6 +10,9 @@
 #                            (the two alternate, twice each, so both see the same machine)
 #   GET  /api/test/user      x-access-token of the user
 #   GET  /api/test/admin     x-access-token of the admin
+#   GET  /api/authz/forward-auth   a proxy's check of GET /api/test/user for the user
+#   GET  /app/hello          the bare server's trivial route, directly and through Tollgate in
+#                            gate mode (bench/rules.toml: signed in), alternating twice each
 #   POST /api/auth/signin    argon2id password check + token signing
 #   GET  /api/test/user      again, while a second wrk floods POST /api/auth/signin
 #   POST /api/auth/refreshtoken   mints BENCH_TOKENS distinct access tokens (refresh rotation)
@@ -19,6 +22,8 @@
 #
 #   req/s(Tollgate /healthz) / req/s(bare /healthz) >= 0.8 (the layers' per-request floor)
 #   req/s(/api/test/user) / req/s(/healthz)   >= 0.8   (token checks are cheap)
+#   req/s(forward-auth) / req/s(/api/test/user) >= 0.9 (a proxy's check costs no more than a route)
+#   req/s(gate) / req/s(upstream direct)      >= 0.7   (the gate's cost on a trivial route)
 #   p99 of /api/test/user under signin flood  <  5 ms  (hashing does not starve other requests)
 #   peak RSS through all of it                <= 100 MiB (sign-in flood and BENCH_TOKENS tokens)
 #
@@ -60,6 +65,8 @@ wrk_timeout=10s
 
 # Targets.
 min_ratio=0.8
+min_forward_ratio=0.9
+min_gate_ratio=0.7
 max_flood_p99_ms=5
 max_peak_rss_mib=100
 # Refresh chains that mint tokens: wrk threads x connections (each needs one sign-in).
@@ -157,7 +164,8 @@ start_server() {
     # 429s, so they are off here (the benchmark measures throughput, not the limiter).
     # shellcheck disable=SC2086 # BENCH_SERVER_ARGS is a list of words on purpose.
     "$bin" --database-url "$db_url" --bind "127.0.0.1:$port" --log info \
-        --rate-limit-signin 0 --rate-limit-signup 0 --rate-limit-refresh 0 ${BENCH_SERVER_ARGS:-} \
+        --rate-limit-signin 0 --rate-limit-signup 0 --rate-limit-refresh 0 \
+        --config "$bench_dir/rules.toml" --upstream "$baseline_base" ${BENCH_SERVER_ARGS:-} \
         >"$tmp/server.log" 2>&1 &
     server_pid=$!
     for ((i = 0; i < 300; i++)); do
@@ -173,6 +181,27 @@ start_server() {
     done
     die "the server did not answer GET /healthz within 30 s; its log:"$'\n'"$(cat "$tmp/server.log")"
 }
+
+# The bare axum server, on its own free port.
+for ((attempt = 0; attempt < 20; attempt++)); do
+    candidate=$((10000 + RANDOM % 20000))
+    port_is_free "$candidate" || continue
+    "$baseline_bin" "127.0.0.1:$candidate" >"$tmp/baseline.log" 2>&1 &
+    baseline_pid=$!
+    for ((i = 0; i < 100; i++)); do
+        [[ $(http -o /dev/null -w '%{http_code}' "http://127.0.0.1:$candidate/healthz" 2>/dev/null) == 200 ]] && break
+        kill -0 "$baseline_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$baseline_pid" 2>/dev/null; then
+        baseline_base="http://127.0.0.1:$candidate"
+        break
+    fi
+    wait "$baseline_pid" 2>/dev/null || true
+    baseline_pid=
+done
+[[ -n ${baseline_base:-} ]] || die "could not start the baseline server; its log:"$'\n'"$(cat "$tmp/baseline.log")"
+echo "baseline: pid $baseline_pid on $baseline_base" >&2
 
 # Pick a random port below the ephemeral range; retry if it turns out to be taken after all.
 port=
@@ -200,26 +229,6 @@ minor_faults() { awk '{ print $10 }' "/proc/$1/stat"; }
 sleep 1
 idle_rss=$(proc_field "$server_pid" VmRSS)
 
-# The bare axum server, on its own free port.
-for ((attempt = 0; attempt < 20; attempt++)); do
-    candidate=$((10000 + RANDOM % 20000))
-    [[ $candidate != "$port" ]] && port_is_free "$candidate" || continue
-    "$baseline_bin" "127.0.0.1:$candidate" >"$tmp/baseline.log" 2>&1 &
-    baseline_pid=$!
-    for ((i = 0; i < 100; i++)); do
-        [[ $(http -o /dev/null -w '%{http_code}' "http://127.0.0.1:$candidate/healthz" 2>/dev/null) == 200 ]] && break
-        kill -0 "$baseline_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$baseline_pid" 2>/dev/null; then
-        baseline_base="http://127.0.0.1:$candidate"
-        break
-    fi
-    wait "$baseline_pid" 2>/dev/null || true
-    baseline_pid=
-done
-[[ -n ${baseline_base:-} ]] || die "could not start the baseline server; its log:"$'\n'"$(cat "$tmp/baseline.log")"
-echo "baseline: pid $baseline_pid on $baseline_base" >&2
 
 # ---------------------------------------------------------------------------------------------
 # Users and tokens
@@ -265,6 +274,11 @@ preflight ok "$base/healthz"
 preflight ok "$baseline_base/healthz"
 preflight "User Content." -H "x-access-token: $user_token" "$base/api/test/user"
 preflight "Admin Content." -H "x-access-token: $admin_token" "$base/api/test/admin"
+forward_auth=(-H "x-forwarded-method: GET" -H "x-forwarded-host: app.example.com"
+    -H "x-forwarded-uri: /api/test/user" -H "x-access-token: $user_token")
+preflight "" "${forward_auth[@]}" "$base/api/authz/forward-auth"
+preflight ok -H "x-access-token: $user_token" "$baseline_base/app/hello"
+preflight ok -H "x-access-token: $user_token" "$base/app/hello"
 preflight accessToken -H 'Content-Type: application/json' \
     -d "{\"username\":\"benchuser\",\"password\":\"$password\"}" "$base/api/auth/signin"
 
@@ -326,7 +340,7 @@ admin_header=(-H "x-access-token: $admin_token")
 report=(-s "$bench_dir/report.lua")
 signin_script=(-s "$bench_dir/signin.lua")
 
-echo "running wrk: ${seconds}s per run, -t$threads -c$connections (about $((seconds * 8 + 5))s, then the tokens)" >&2
+echo "running wrk: ${seconds}s per run, -t$threads -c$connections (about $((seconds * 13 + 5))s, then the tokens)" >&2
 
 # Alternating, so that both servers see the same machine (others may be busy on it too).
 for round in 1 2; do
@@ -341,6 +355,18 @@ record user "GET /api/test/user"
 
 run_wrk admin "$seconds" "${report[@]}" "${admin_header[@]}" "$base/api/test/admin"
 record admin "GET /api/test/admin"
+
+run_wrk forward_auth "$seconds" "${report[@]}" "${forward_auth[@]}" "$base/api/authz/forward-auth"
+record forward_auth "GET /api/authz/forward-auth"
+
+# Gate mode: the upstream's trivial route directly, and through Tollgate (rule: signed in),
+# alternating as above.
+for round in 1 2; do
+    run_wrk upstream$round "$seconds" "${report[@]}" "${header[@]}" "$baseline_base/app/hello"
+    run_wrk gate$round "$seconds" "${report[@]}" "${header[@]}" "$base/app/hello"
+done
+record upstream1 "GET /app/hello (upstream, direct)" upstream2
+record gate1 "GET /app/hello (through the gate)" gate2
 
 faults_before=$(minor_faults "$server_pid")
 run_wrk signin "$seconds" "${signin_script[@]}" "$base/api/auth/signin"
@@ -448,6 +474,10 @@ floor=$(awk -v a="${rps[GET /healthz]}" -v b="${rps[GET /healthz (bare axum, no 
 floor_ok=$(awk -v r="$floor" -v min="$min_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
 ratio=$(awk -v a="${rps[GET /api/test/user]}" -v b="${rps[GET /healthz]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 ratio_ok=$(awk -v r="$ratio" -v min="$min_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
+forward=$(awk -v a="${rps[GET /api/authz/forward-auth]}" -v b="${rps[GET /api/test/user]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+forward_ok=$(awk -v r="$forward" -v min="$min_forward_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
+gated=$(awk -v a="${rps[GET /app/hello (through the gate)]}" -v b="${rps[GET /app/hello (upstream, direct)]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+gated_ok=$(awk -v r="$gated" -v min="$min_gate_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
 tokens_ok=$(((minted == tokens_wanted && distinct == tokens_wanted) ? 1 : 0))
 peak_ok=$(awk -v p="$peak_rss" -v max="$max_peak_rss_mib" -v t="$tokens_ok" 'BEGIN { print (t && p + 0 <= max) ? 1 : 0 }')
 flood_p99=${p99[GET /api/test/user (signin flood)]}
@@ -459,6 +489,10 @@ printf '%-58s %10s  %s\n' "req/s(/api/test/user) / req/s(/healthz)   (target >= 
     "$ratio" "$(verdict "$ratio_ok" "GET /api/test/user" "GET /healthz")"
 printf '%-58s %10s  %s\n' "p99 /api/test/user under signin flood (target < $max_flood_p99_ms ms)" \
     "$flood_p99 ms" "$(verdict "$flood_ok" "GET /api/test/user (signin flood)" "POST /api/auth/signin (the flood)")"
+printf '%-58s %10s  %s\n' "req/s(forward-auth) / req/s(/api/test/user) (target >= $min_forward_ratio)" \
+    "$forward" "$(verdict "$forward_ok" "GET /api/authz/forward-auth" "GET /api/test/user")"
+printf '%-58s %10s  %s\n' "req/s(through the gate) / req/s(upstream direct) (target >= $min_gate_ratio)" \
+    "$gated" "$(verdict "$gated_ok" "GET /app/hello (through the gate)" "GET /app/hello (upstream, direct)")"
 
 printf '%-58s %10s  %s\n' "peak RSS, sign-in flood + $tokens_wanted tokens (target <= $max_peak_rss_mib MiB)" \
     "$peak_rss MiB" "$(verdict "$peak_ok" "POST /api/auth/signin (the flood)" "GET /api/test/user (each token once)")"
@@ -485,4 +519,4 @@ if ((invalid)); then
     echo "INVALID: at least one wrk run had errors, so its figures do not measure the intended path."
     exit 2
 fi
-((floor_ok && ratio_ok && flood_ok && peak_ok)) || exit 1
+((floor_ok && ratio_ok && flood_ok && peak_ok && forward_ok && gated_ok)) || exit 1

@@ -9,6 +9,7 @@ mod content;
 mod disk;
 mod gaps;
 mod gate;
+mod guide;
 mod hardening;
 mod input;
 mod introspect;
