@@ -11,7 +11,7 @@ use axum::{
     extract::{Request, State},
     http::{self, HeaderName, Method, header},
     response::Response,
-    routing::{delete, get, post, put},
+    routing::{any, delete, get, post, put},
 };
 use tower::{Service, ServiceBuilder};
 use tower_http::{
@@ -73,15 +73,25 @@ pub fn app(
         None => Router::new()
             .route("/", get(ui::index))
             .route("/assets/{name}", get(ui::asset)),
-        Some(_) => {
-            let pages = ui::GATE_MODE_PAGES
+        Some(gate) => {
+            let gate = gate.clone();
+            // Our assets by name; any other `/assets/...` is the upstream's.
+            let assets = any(move |State(state): State<AppState>, request: Request| {
+                let gate = gate.clone();
+                async move {
+                    let name = request.uri().path().trim_start_matches("/assets/");
+                    match ui::asset_named(name) {
+                        Some(asset) if request.method() == Method::GET => asset,
+                        _ => gate::forward(state, gate, request).await,
+                    }
+                }
+            });
+            ui::GATE_MODE_PAGES
                 .iter()
                 .fold(Router::new(), |router, page| {
                     router.route(page, get(ui::index))
-                });
-            ui::ASSETS.iter().fold(pages, |router, asset| {
-                router.route(&format!("/assets/{}", asset.name), get(ui::asset))
-            })
+                })
+                .route("/assets/{*name}", assets)
         }
     }
     .layer(CompressionLayer::new());

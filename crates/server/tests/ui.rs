@@ -47,7 +47,11 @@ struct Server {
 }
 
 async fn start_server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
+    start_server_with(tempfile::tempdir().unwrap(), &[]).await
+}
+
+/// The server, its database in `dir`, with extra arguments.
+async fn start_server_with(dir: tempfile::TempDir, extra: &[String]) -> Server {
     let db = format!("sqlite://{}", dir.path().join("ui.db").display());
     let add_admin = Command::new(BIN)
         .env_clear()
@@ -88,6 +92,7 @@ async fn start_server() -> Server {
             "--rate-limit-refresh",
             "0",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -527,4 +532,74 @@ async fn the_web_ui_works_end_to_end_in_a_real_browser() {
     for client in [alice, admin, phone] {
         client.close().await.unwrap();
     }
+}
+
+/// The protected app of the gate-mode test: a page that greets whoever Tollgate says it is.
+async fn start_upstream() -> String {
+    use axum::{Router, http::HeaderMap, response::Html, routing::get};
+    async fn page(headers: HeaderMap) -> Html<String> {
+        let user = headers
+            .get("remote-user")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Html(format!(
+            "<!doctype html><html><body><h1 id=\"secret\">Secret page for {user}</h1></body></html>"
+        ))
+    }
+    let app = Router::new()
+        .route("/app/{*rest}", get(page))
+        .route("/", get(|| async { Html("<h1 id=\"home\">The app</h1>") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_behind_the_gate_follows_the_ui_session() {
+    if !browser_available() {
+        return;
+    }
+    let upstream = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\npath = \"/\"\npolicy = \"bypass\"\n\n[[rule]]\npath = \"/app/**\"\npolicy = \"authenticated\"\n",
+    )
+    .unwrap();
+    let args = [
+        "--config".to_owned(),
+        rules.display().to_string(),
+        "--upstream".to_owned(),
+        upstream,
+    ];
+    let server = start_server_with(dir, &args).await;
+    let base = server.base.clone();
+    let driver = start_driver().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let root = browser(&driver, &profiles.path().join("root")).await;
+
+    // The app's public home, through the gate.
+    root.goto(&base).await.unwrap();
+    expect_text(&root, "#home", "The app").await;
+
+    // A protected page: to Tollgate's sign-in page, then back to the page, signed in.
+    root.goto(&format!("{base}/app/page?x=1")).await.unwrap();
+    expect_path(&root, "/login?redirect=%2Fapp%2Fpage%3Fx%3D1").await;
+    type_into(&root, "#username", "root").await;
+    type_into(&root, "#password", PASSWORD).await;
+    click(&root, "#login-submit").await;
+    expect_path(&root, "/app/page?x=1").await;
+    expect_text(&root, "#secret", "Secret page for root").await;
+    screenshots(&root, "gate-page").await;
+
+    // Signing out in Tollgate's UI closes the app's pages too.
+    root.goto(&format!("{base}/profile")).await.unwrap();
+    click(&root, "#logout").await;
+    expect_path(&root, "/login").await;
+    root.goto(&format!("{base}/app/page")).await.unwrap();
+    expect_path(&root, "/login?redirect=%2Fapp%2Fpage").await;
+    root.close().await.unwrap();
 }

@@ -43,24 +43,28 @@ pub async fn index() -> Response {
 
 /// `/assets/{name}`: the file, cached for a year (its name changes with its content).
 pub async fn asset(Path(name): Path<String>) -> Result<Response, Error> {
-    let asset = ASSETS
-        .iter()
-        .find(|a| a.name == name)
-        .ok_or(Error::NotFound("Not found."))?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(asset.content_type),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
-            ),
-        ],
-        asset.bytes,
+    asset_named(&name).ok_or(Error::NotFound("Not found."))
+}
+
+/// The asset of this name, if the UI has one.
+pub fn asset_named(name: &str) -> Option<Response> {
+    let asset = ASSETS.iter().find(|a| a.name == name)?;
+    Some(
+        (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(asset.content_type),
+                ),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=31536000, immutable"),
+                ),
+            ],
+            asset.bytes,
+        )
+            .into_response(),
     )
-        .into_response())
 }
 
 /// Unknown paths: the app's client-side routes (`/profile`, `/admin/users`) get `index.html`;

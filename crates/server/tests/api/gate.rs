@@ -236,6 +236,15 @@ async fn allowed_requests_reach_the_upstream_with_our_identity_headers_only() {
     assert_eq!(response.text().await.unwrap(), "Public Content.");
     let response = gate.get("/login", &[]).await;
     assert!(response.text().await.unwrap().contains("<html"));
+    // Tollgate's assets by name; any other `/assets/...` is the upstream's, under the rules.
+    let ours = tollgate::http::ui::ASSETS[0].name;
+    let response = gate.get(&format!("/assets/{ours}"), &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("x-upstream").is_none());
+    let response = gate
+        .get("/assets/theirs.css", &[("x-access-token", &token)])
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
