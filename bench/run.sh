@@ -417,7 +417,7 @@ wrk_until_done() {
 for ((i = 0; i <= chains; i++)); do
     http -D - -o /dev/null -H 'Content-Type: application/json' \
         -d "{\"username\":\"benchuser\",\"password\":\"$password\"}" "$base/api/auth/signin" |
-        sed -n 's/^[Ss]et-[Cc]ookie: [^=]*=\([^;]*\);.*/\1/p' >>"$tmp/refresh.lst"
+        sed -n 's/^[Ss]et-[Cc]ookie: tollgate_refresh=\([^;]*\);.*/\1/p' >>"$tmp/refresh.lst"
 done
 (($(grep -c . "$tmp/refresh.lst") == chains + 1)) || die "sign-ins for the refresh chains gave no refresh cookie"
 mint_each=$(((tokens_wanted + mint_threads - 1) / mint_threads))
