@@ -203,11 +203,20 @@ impl RoleSet {
         self.0 & Self::bit(role) != 0
     }
 
-    /// The roles in the set, in the order of [`Role::ALL`].
-    pub fn roles(self) -> impl Iterator<Item = Role> {
-        Role::ALL
-            .into_iter()
-            .filter(move |role| self.contains(*role))
+    /// The role names, comma-joined in the order of [`Role::ALL`] (`user,admin`): one of eight
+    /// fixed strings, so no allocation.
+    pub fn joined(self) -> &'static str {
+        const JOINED: [&str; 8] = [
+            "",
+            "user",
+            "moderator",
+            "user,moderator",
+            "admin",
+            "user,admin",
+            "moderator,admin",
+            "user,moderator,admin",
+        ];
+        JOINED[usize::from(self.0 & 7)]
     }
 }
 
@@ -499,4 +508,28 @@ impl quick_cache::Weighter<CacheKey, Arc<Principal>> for EntryBytes {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_role_names_follow_the_set() {
+        for roles in [
+            vec![],
+            vec![Role::User],
+            vec![Role::Admin, Role::User],
+            vec![Role::Moderator, Role::Admin],
+            Role::ALL.to_vec(),
+        ] {
+            let set: RoleSet = roles.iter().copied().collect();
+            let expected: Vec<&str> = Role::ALL
+                .into_iter()
+                .filter(|r| roles.contains(r))
+                .map(Role::as_str)
+                .collect();
+            assert_eq!(set.joined(), expected.join(","));
+        }
+    }
 }

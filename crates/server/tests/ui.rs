@@ -595,6 +595,13 @@ async fn a_page_behind_the_gate_follows_the_ui_session() {
     expect_text(&root, "#secret", "Secret page for root").await;
     screenshots(&root, "gate-page").await;
 
+    // The access cookie gone (as when the token expires): the login page restores the session
+    // from the refresh cookie and sends the browser straight back, no password asked.
+    root.delete_cookie("tollgate_access").await.unwrap();
+    root.goto(&format!("{base}/app/other")).await.unwrap();
+    expect_path(&root, "/app/other").await;
+    expect_text(&root, "#secret", "Secret page for root").await;
+
     // Signing out in Tollgate's UI closes the app's pages too.
     root.goto(&format!("{base}/profile")).await.unwrap();
     click(&root, "#logout").await;

@@ -8,16 +8,17 @@
 //! differently from one another (an encoded `/` or `\` inside a segment, a NUL, `..;` as Java
 //! servers read it, bytes that are not UTF-8) are refused rather than guessed at.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use percent_encoding::percent_decode_str;
 
 /// Most segments a pattern or a request path may have.
 const MAX_SEGMENTS: usize = 64;
 
-/// A request path, normalised (see the module documentation): its decoded segments.
+/// A request path, normalised (see the module documentation): its decoded segments, borrowed
+/// from the request where no decoding was needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestPath(Vec<String>);
+pub struct RequestPath<'a>(Vec<Cow<'a, str>>);
 
 /// Why a request path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,11 +33,11 @@ pub enum PathError {
     TooLong,
 }
 
-impl RequestPath {
+impl<'a> RequestPath<'a> {
     /// Parses the path part of a URL (no query, no fragment).
-    pub fn parse(raw: &str) -> Result<Self, PathError> {
+    pub fn parse(raw: &'a str) -> Result<Self, PathError> {
         let rest = raw.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
-        let mut segments: Vec<String> = Vec::new();
+        let mut segments: Vec<Cow<'a, str>> = Vec::new();
         for raw_segment in rest.split('/') {
             let segment = percent_decode_str(raw_segment)
                 .decode_utf8()
@@ -58,19 +59,19 @@ impl RequestPath {
                     if segments.len() == MAX_SEGMENTS {
                         return Err(PathError::TooLong);
                     }
-                    segments.push(segment.into_owned());
+                    segments.push(segment);
                 }
             }
         }
         Ok(Self(segments))
     }
 
-    pub fn segments(&self) -> &[String] {
+    pub fn segments(&self) -> &[Cow<'a, str>] {
         &self.0
     }
 }
 
-impl fmt::Display for RequestPath {
+impl fmt::Display for RequestPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
             return f.write_str("/");
@@ -119,10 +120,11 @@ impl PathPattern {
                     ));
                 }
                 _ => {
-                    let decoded = RequestPath::parse(&format!("/{part}"))
-                        .map_err(|e| format!("path `{raw}`: {e}"))?;
+                    let slashed = format!("/{part}");
+                    let decoded =
+                        RequestPath::parse(&slashed).map_err(|e| format!("path `{raw}`: {e}"))?;
                     match decoded.0.as_slice() {
-                        [one] => Segment::Literal(one.clone()),
+                        [one] => Segment::Literal(one.to_string()),
                         _ => {
                             return Err(format!(
                                 "path `{raw}`: `{part}` is not a plain segment (`.` and `..` are \
@@ -168,7 +170,7 @@ impl fmt::Display for PathPattern {
     }
 }
 
-fn matches(pattern: &[Segment], path: &[String]) -> bool {
+fn matches(pattern: &[Segment], path: &[Cow<'_, str>]) -> bool {
     // reachable[j]: the pattern so far can match the first j segments of the path.
     let mut reachable = vec![false; path.len() + 1];
     reachable[0] = true;
@@ -185,7 +187,7 @@ fn matches(pattern: &[Segment], path: &[String]) -> bool {
             Segment::One => next[1..].copy_from_slice(&reachable[..path.len()]),
             Segment::Literal(literal) => {
                 for j in 1..=path.len() {
-                    next[j] = reachable[j - 1] && path[j - 1] == *literal;
+                    next[j] = reachable[j - 1] && path[j - 1] == literal.as_str();
                 }
             }
         }
@@ -225,7 +227,7 @@ fn covers(a: &[Segment], b: &[Segment]) -> bool {
 mod tests {
     use super::*;
 
-    fn path(raw: &str) -> RequestPath {
+    fn path(raw: &str) -> RequestPath<'_> {
         RequestPath::parse(raw).unwrap()
     }
 

@@ -253,7 +253,7 @@ pub struct Target<'a> {
     /// The `Host` the client asked for, if known.
     pub host: Option<&'a str>,
     pub method: &'a Method,
-    pub path: &'a RequestPath,
+    pub path: &'a RequestPath<'a>,
 }
 
 /// What the rules make of a request and its caller.

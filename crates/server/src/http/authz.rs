@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use api::wire::ACCESS_TOKEN_HEADER;
 use axum::{
-    extract::State,
+    extract::{Request, State},
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
@@ -45,18 +45,22 @@ pub const IDENTITY_HEADERS: [HeaderName; 4] =
 /// origin (the proxy routes `/login` and the auth API to it).
 const LOGIN_PATH: &str = "/login";
 
-/// `GET /api/authz/forward-auth` (Traefik, Caddy).
-pub async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
-    let original = Original::from_forwarded(&headers)?;
-    check(&state, &headers, &original, LoginAnswer::Redirect)
+/// `GET /api/authz/forward-auth` (Traefik, Caddy). The request is taken whole, not its
+/// headers: axum's `HeaderMap` extractor would copy them, and this route is on every request
+/// of the protected site.
+pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Result<Response> {
+    let headers = request.headers();
+    let original = Original::from_forwarded(headers)?;
+    check(&state, headers, &original, LoginAnswer::Redirect)
 }
 
 /// `GET /api/authz/auth-request` (nginx).
-pub async fn auth_request(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
-    let original = Original::from_nginx(&headers)?;
+pub async fn auth_request(State(state): State<AppState>, request: Request) -> Result<Response> {
+    let headers = request.headers();
+    let original = Original::from_nginx(headers)?;
     check(
         &state,
-        &headers,
+        headers,
         &original,
         LoginAnswer::UnauthorizedWithLocation,
     )
@@ -243,13 +247,7 @@ pub fn identity(principal: Option<&Principal>) -> Result<[(HeaderName, HeaderVal
         Some(p) => (
             value(&p.username)?,
             value(&p.email)?,
-            value(
-                &p.roles
-                    .roles()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )?,
+            HeaderValue::from_static(p.roles.joined()),
             HeaderValue::from(p.user_id),
         ),
         None => {

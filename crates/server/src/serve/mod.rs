@@ -80,6 +80,12 @@ pub async fn serve(
                 }
             },
         };
+        // Answers leave in one write when they can, but not always (a streamed body, a
+        // proxied answer whose head and body come apart): without this, Nagle's algorithm
+        // would hold the second write until the client acknowledges the first.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let app = app.clone();
         let stopping = stopping.clone();
         connections.spawn(async move {

@@ -1,11 +1,11 @@
-use leptos::{prelude::*, task::spawn_local};
+use leptos::{prelude::*, task::spawn_local, wasm_bindgen::JsCast};
 use leptos_router::{
     NavigateOptions,
     components::A,
     hooks::{use_navigate, use_query_map},
 };
 
-use crate::{api::use_api, components::field::Field};
+use crate::{api::use_api, components::field::Field, session::use_session};
 
 /// Where to go after signing in: the page first asked for, if it is on this site (anything the
 /// URL parser resolves to another origin, such as `/\\evil.example`, is ignored).
@@ -25,6 +25,9 @@ fn safe_redirect(raw: Option<String>) -> String {
     }
 }
 
+/// Set for a minute when the login page sends a signed-in visitor straight back.
+const RETURNED_COOKIE: &str = "tollgate_returned";
+
 #[component]
 pub fn Login() -> impl IntoView {
     let api = use_api();
@@ -36,6 +39,36 @@ pub fn Login() -> impl IntoView {
     let pending = RwSignal::new(false);
     let no_error = Signal::derive(|| None::<String>);
 
+    // Sent here from a protected page (forward-auth, the gate) while the session is still
+    // alive: once the session is restored from its refresh cookie (which also renews the access
+    // cookie), straight back to the page, without asking for the password again. At most once
+    // a minute (a marker cookie, scoped to this page, holding no secret), so that a page that
+    // keeps sending us back (an access cookie the browser refuses to store, say) cannot make a
+    // loop: the form shows instead.
+    let session = use_session();
+    let submitted = RwSignal::new(false);
+    Effect::new(move |_| {
+        if session.ready.get()
+            && session.signed_in()
+            && !submitted.get_untracked()
+            && let Some(asked) = query.get_untracked().get("redirect")
+            && let Some(window) = web_sys::window()
+            && let Some(document) = window
+                .document()
+                .and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok())
+        {
+            let returned = document
+                .cookie()
+                .is_ok_and(|cookies| cookies.contains(RETURNED_COOKIE));
+            if !returned {
+                let _ = document.set_cookie(&format!(
+                    "{RETURNED_COOKIE}=1; Max-Age=60; Path=/login; SameSite=Strict"
+                ));
+                let _ = window.location().replace(&safe_redirect(Some(asked)));
+            }
+        }
+    });
+
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if username.get_untracked().trim().is_empty() || password.get_untracked().is_empty() {
@@ -43,6 +76,7 @@ pub fn Login() -> impl IntoView {
             return;
         }
         let navigate = navigate.clone();
+        submitted.set(true);
         let asked = query.get_untracked().get("redirect");
         // A page asked for by name may be the protected site's rather than this app's (behind
         // forward-auth or the gate): it is loaded in full. Otherwise, the profile, in-app.
