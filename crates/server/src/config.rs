@@ -159,7 +159,7 @@ pub struct ServerArgs {
     pub hash_concurrency: Option<NonZeroUsize>,
 
     /// Access tokens remembered as already verified (saves a signature check per request).
-    /// Each takes about 190 bytes, so the default holds up to about 18 MiB; a token leaves when
+    /// Each takes about 290 bytes, so the default holds up to about 28 MiB; a token leaves when
     /// it expires or when newer ones need the room.
     #[arg(long, env = "TOLLGATE_TOKEN_CACHE_SIZE", default_value_t = 100_000)]
     pub token_cache_size: usize,

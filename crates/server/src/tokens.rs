@@ -86,11 +86,13 @@ pub fn random_secret() -> anyhow::Result<[u8; 32]> {
     Ok(secret)
 }
 
-/// What the verified-token cache holds for one token with today's 22-character session ids, in
-/// bytes of heap: its entry (key, pointer, bookkeeping), the shared principal and its session
-/// id (each a separate allocation). Measured, allocator overhead included, it is close to this;
-/// the cache is bounded by `token_cache_size` × this many bytes.
-pub const CACHE_ENTRY_BYTES: u64 = 192;
+/// What the verified-token cache holds for one token with today's 22-character session ids and
+/// a typical name and address (8 and 20 bytes), in bytes of heap: its entry (key, pointer,
+/// bookkeeping), the shared principal, its session id, username and email (each a separate
+/// allocation). Measured, allocator overhead included, it is close to this (about 190 bytes
+/// before tokens carried the name and address); the cache is bounded by `token_cache_size` ×
+/// this many bytes, entries weighed by their actual lengths.
+pub const CACHE_ENTRY_BYTES: u64 = 288;
 
 /// The cache's key for a token: its SHA-256. A collision-resistant digest, since a token whose
 /// key collided with another's would be taken for it.
@@ -497,12 +499,14 @@ fn verified_cache(tokens: usize) -> quick_cache::sync::Cache<CacheKey, Arc<Princ
 #[derive(Debug, Clone, Copy)]
 struct EntryBytes;
 
-/// The fixed part of an entry: what [`CACHE_ENTRY_BYTES`] holds besides a 22-byte session id.
-const CACHE_ENTRY_FIXED_BYTES: u64 = CACHE_ENTRY_BYTES - 22;
+/// The fixed part of an entry: what [`CACHE_ENTRY_BYTES`] holds besides a 22-byte session id,
+/// an 8-byte username and a 20-byte email address.
+const CACHE_ENTRY_FIXED_BYTES: u64 = CACHE_ENTRY_BYTES - 22 - 8 - 20;
 
 impl quick_cache::Weighter<CacheKey, Arc<Principal>> for EntryBytes {
     fn weight(&self, _key: &CacheKey, principal: &Arc<Principal>) -> u64 {
-        CACHE_ENTRY_FIXED_BYTES + principal.session_id.len() as u64
+        let text = principal.session_id.len() + principal.username.len() + principal.email.len();
+        CACHE_ENTRY_FIXED_BYTES + text as u64
     }
 }
 
