@@ -125,6 +125,17 @@ fn the_guides_code_is_the_code_that_runs() {
     );
 }
 
+#[test]
+fn every_configuration_in_the_guide_loads() {
+    let blocks = guide_blocks("toml");
+    assert!(blocks.len() >= 2, "the guide shows rules and upstreams");
+    for block in blocks {
+        if let Err(e) = tollgate::authz::ConfigFile::parse(&block) {
+            panic!("a TOML block of docs/protect-your-api.md does not load: {e:#}\n{block}");
+        }
+    }
+}
+
 /// Tollgate on a real port.
 async fn serve(app: &TestApp) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
