@@ -16,7 +16,7 @@
 //! only understands 2xx, 401 and 403, a 401 carrying the `Location`) and any other request gets
 //! 401; 403 when the rule's roles do not match, no rule matches, or the path is ambiguous.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use api::wire::ACCESS_TOKEN_HEADER;
 use axum::{
@@ -76,37 +76,48 @@ enum LoginAnswer {
     UnauthorizedWithLocation,
 }
 
-/// The request a check is about.
+// The request headers read here, parsed once rather than at every lookup.
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+const X_ACCESS_TOKEN: HeaderName = HeaderName::from_static(ACCESS_TOKEN_HEADER);
+
+/// The request a check is about, borrowed from the headers that describe it where it can be.
 #[derive(Debug)]
-pub struct Original {
+pub struct Original<'a> {
     pub method: Method,
-    pub host: Option<String>,
+    pub host: Option<Cow<'a, str>>,
     /// Path and query as the client sent them: where to come back to after signing in.
-    pub path_and_query: String,
+    pub path_and_query: Cow<'a, str>,
 }
 
-impl Original {
-    fn from_forwarded(headers: &HeaderMap) -> Result<Self> {
-        let uri = required(headers, "x-forwarded-uri")?;
-        let method = required(headers, "x-forwarded-method")?;
+impl<'a> Original<'a> {
+    fn from_forwarded(headers: &'a HeaderMap) -> Result<Self> {
+        let uri = required(headers, &X_FORWARDED_URI)?;
+        let method = required(headers, &X_FORWARDED_METHOD)?;
         Ok(Self {
             method: parse_method(method)?,
-            host: optional(headers, "x-forwarded-host").map(str::to_owned),
-            path_and_query: path_and_query(uri)?,
+            host: optional(headers, &X_FORWARDED_HOST).map(Cow::Borrowed),
+            path_and_query: Cow::Borrowed(path_and_query(uri)?),
         })
     }
 
-    fn from_nginx(headers: &HeaderMap) -> Result<Self> {
-        let url = required(headers, "x-original-url")?;
-        let method = required(headers, "x-original-method")?;
+    fn from_nginx(headers: &'a HeaderMap) -> Result<Self> {
+        let url = required(headers, &X_ORIGINAL_URL)?;
+        let method = required(headers, &X_ORIGINAL_METHOD)?;
         let uri: Uri = url
             .parse()
             .map_err(|_| Error::BadForwardAuth(format!("X-Original-URL `{url}` is not a URL")))?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         Ok(Self {
             method: parse_method(method)?,
-            host: uri.authority().map(|a| a.as_str().to_owned()),
-            path_and_query: path_and_query(path)?,
+            host: uri.authority().map(|a| Cow::Owned(a.as_str().to_owned())),
+            path_and_query: Cow::Owned(path_and_query(path)?.to_owned()),
         })
     }
 
@@ -117,7 +128,7 @@ impl Original {
     }
 }
 
-fn required<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str> {
+fn required<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<&'h str> {
     optional(headers, name).ok_or_else(|| {
         Error::BadForwardAuth(format!(
             "{name} is missing: this route is for reverse proxies (see docs/protect-your-api.md)"
@@ -125,7 +136,7 @@ fn required<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str> {
     })
 }
 
-fn optional<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn optional<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -138,9 +149,9 @@ fn parse_method(raw: &str) -> Result<Method> {
         .map_err(|_| Error::BadForwardAuth(format!("`{raw}` is not an HTTP method")))
 }
 
-fn path_and_query(raw: &str) -> Result<String> {
+fn path_and_query(raw: &str) -> Result<&str> {
     if raw.starts_with('/') {
-        Ok(raw.to_owned())
+        Ok(raw)
     } else {
         Err(Error::BadForwardAuth(format!(
             "the original URI `{raw}` does not start with `/`"
@@ -153,9 +164,9 @@ fn path_and_query(raw: &str) -> Result<String> {
 pub fn caller(
     state: &AppState,
     headers: &HeaderMap,
-    original: &Original,
+    original: &Original<'_>,
 ) -> Result<Option<Arc<Principal>>> {
-    if headers.contains_key(ACCESS_TOKEN_HEADER) || headers.contains_key(header::AUTHORIZATION) {
+    if headers.contains_key(&X_ACCESS_TOKEN) || headers.contains_key(header::AUTHORIZATION) {
         return Ok(extract::lenient_auth(headers, state));
     }
     let Some(token) = cookies::access_token(headers) else {
@@ -168,7 +179,7 @@ pub fn caller(
     // with it must come from the protected site itself. SameSite=Lax already keeps the cookie
     // off cross-site posts; this refuses them outright where the browser says so.
     if !is_safe(&original.method)
-        && optional(headers, "sec-fetch-site").is_some_and(|site| site == "cross-site")
+        && optional(headers, &SEC_FETCH_SITE).is_some_and(|site| site == "cross-site")
     {
         return Err(Error::CrossSite);
     }
@@ -181,16 +192,15 @@ fn is_safe(method: &Method) -> bool {
 
 /// Whether the original request is a browser loading a page (which can be sent to the login
 /// page) rather than a script or an API client (which gets a 401 to handle).
-pub fn is_page_load(headers: &HeaderMap, original: &Original) -> bool {
+pub fn is_page_load(headers: &HeaderMap, original: &Original<'_>) -> bool {
     if !matches!(original.method, Method::GET | Method::HEAD) {
         return false;
     }
-    if let Some(mode) = optional(headers, "sec-fetch-mode") {
+    if let Some(mode) = optional(headers, &SEC_FETCH_MODE) {
         return mode == "navigate";
     }
-    optional(headers, "x-requested-with").is_none()
-        && optional(headers, header::ACCEPT.as_str())
-            .is_some_and(|accept| accept.contains("text/html"))
+    optional(headers, &X_REQUESTED_WITH).is_none()
+        && optional(headers, &header::ACCEPT).is_some_and(|accept| accept.contains("text/html"))
 }
 
 fn check(

@@ -10,7 +10,7 @@
 //! `--upstream-timeout` a 504, both with our JSON body. A refused request never reaches the
 //! upstream: the caller gets what forward-auth answers (login redirect, 401 or 403).
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{borrow::Cow, net::IpAddr, sync::Arc, time::Duration};
 
 use api::wire::{ACCESS_COOKIE, REFRESH_COOKIE};
 use axum::{
@@ -94,12 +94,14 @@ async fn check_and_forward(
     let path = RequestPath::parse(request.uri().path()).map_err(Error::PathRefused)?;
     let original = checks::Original {
         method: request.method().clone(),
-        host: host_of(&request),
-        path_and_query: request
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned(),
+        host: host_of(&request).map(Cow::Owned),
+        path_and_query: Cow::Owned(
+            request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+        ),
     };
     let principal = checks::caller(state, request.headers(), &original)?;
     let rules = state.authz.rules();
