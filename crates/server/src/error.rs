@@ -125,6 +125,14 @@ pub enum Error {
     /// A protected page or API (forward-auth) wants a signed-in caller.
     #[error("Sign in to access this resource.")]
     SignInRequired,
+    /// The same, for a browser loading a page: sent to the login page at `location`, with a
+    /// 302, or for nginx (which passes on only 2xx, 401 and 403) a 401 its configuration
+    /// turns into the redirect.
+    #[error("Sign in to access this resource.")]
+    SignInAt {
+        location: HeaderValue,
+        unauthorized: bool,
+    },
     /// The access rules refuse the caller (or no rule matches).
     #[error("Access denied.")]
     AccessDenied,
@@ -202,6 +210,10 @@ impl Error {
             | Error::AccessDenied
             | Error::PathRefused(_) => StatusCode::FORBIDDEN,
             Error::BadForwardAuth(_) => StatusCode::BAD_REQUEST,
+            Error::SignInAt {
+                unauthorized: true, ..
+            } => StatusCode::UNAUTHORIZED,
+            Error::SignInAt { .. } => StatusCode::FOUND,
             Error::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -330,6 +342,10 @@ impl IntoResponse for Error {
         }
         let message = self.client_message();
         let basic_auth = matches!(self, Error::InvalidClient);
+        let location = match &self {
+            Error::SignInAt { location, .. } => Some(location.clone()),
+            _ => None,
+        };
         let retry_after = match &self {
             Error::AccountBackoff { retry_after_secs }
             | Error::RateLimited { retry_after_secs } => Some(retry_after_secs.max(&1).to_string()),
@@ -371,6 +387,9 @@ impl IntoResponse for Error {
             );
         } else if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(location) = location {
+            headers.insert(header::LOCATION, location);
         }
         if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
             headers.insert(header::RETRY_AFTER, value);

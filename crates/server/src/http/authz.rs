@@ -68,7 +68,7 @@ pub async fn auth_request(State(state): State<AppState>, request: Request) -> Re
 
 /// How a browser is sent to the login page.
 #[derive(Debug, Clone, Copy)]
-enum LoginAnswer {
+pub enum LoginAnswer {
     /// 302: Traefik and Caddy pass the auth server's answer on as it is.
     Redirect,
     /// 401 with `Location`: nginx fails the request on anything but 2xx, 401 and 403; its
@@ -209,6 +209,19 @@ fn check(
     original: &Original,
     login: LoginAnswer,
 ) -> Result<Response> {
+    let principal = judge(state, headers, original, login)?;
+    allowed(principal.as_deref())
+}
+
+/// Whether the rules let the caller of `original` through: the caller (`None` for an
+/// anonymous caller of a public rule), or the refusal to answer with: 403, 401, or for a
+/// browser loading a page the way to the login page.
+pub fn judge(
+    state: &AppState,
+    headers: &HeaderMap,
+    original: &Original<'_>,
+    login: LoginAnswer,
+) -> Result<Option<Arc<Principal>>> {
     let path = RequestPath::parse(original.path()).map_err(Error::PathRefused)?;
     let principal = caller(state, headers, original)?;
     let rules = state.authz.rules();
@@ -217,29 +230,18 @@ fn check(
         method: &original.method,
         path: &path,
     };
-    let decision = rules.decide(&target, principal.as_ref().map(|p| p.roles));
-    match decision.outcome {
-        Outcome::Allow => allowed(principal.as_deref()),
+    match rules
+        .decide(&target, principal.as_ref().map(|p| p.roles))
+        .outcome
+    {
+        Outcome::Allow => Ok(principal),
         Outcome::Forbidden => Err(Error::AccessDenied),
-        Outcome::NeedsCredentials if is_page_load(headers, original) => {
-            let status = match login {
-                LoginAnswer::Redirect => StatusCode::FOUND,
-                LoginAnswer::UnauthorizedWithLocation => StatusCode::UNAUTHORIZED,
-            };
-            login_redirect(original, status)
-        }
+        Outcome::NeedsCredentials if is_page_load(headers, original) => Err(Error::SignInAt {
+            location: login_location(&original.path_and_query)?,
+            unauthorized: matches!(login, LoginAnswer::UnauthorizedWithLocation),
+        }),
         Outcome::NeedsCredentials => Err(Error::SignInRequired),
     }
-}
-
-/// The answer that sends a browser to the login page: `status` (302, or 401 for nginx) with
-/// `Location` and our JSON body.
-pub fn login_redirect(original: &Original, status: StatusCode) -> Result<Response> {
-    let location = login_location(&original.path_and_query)?;
-    let mut response = Error::SignInRequired.into_response();
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::LOCATION, location);
-    Ok(response)
 }
 
 /// 200 with the identity headers: all four, always.

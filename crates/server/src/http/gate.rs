@@ -25,12 +25,8 @@ use tower::{
     util::{BoxCloneSyncService, MapResponseLayer},
 };
 
-use super::authz::{self as checks, IDENTITY_HEADERS};
-use crate::{
-    authz::{Outcome, RequestPath, Target, Upstream},
-    error::Error,
-    state::AppState,
-};
+use super::authz::{self as checks, IDENTITY_HEADERS, LoginAnswer};
+use crate::{authz::Upstream, error::Error, state::AppState};
 
 /// Marks a response that came from an upstream: Tollgate's own response headers (its CSP,
 /// `Cache-Control: no-store`, ...) are the upstream's business there, not ours.
@@ -91,7 +87,6 @@ async fn check_and_forward(
     gate: &Gate,
     request: Request,
 ) -> Result<Response, Error> {
-    let path = RequestPath::parse(request.uri().path()).map_err(Error::PathRefused)?;
     let original = checks::Original {
         method: request.method().clone(),
         host: host_of(&request).map(Cow::Owned),
@@ -103,25 +98,7 @@ async fn check_and_forward(
                 .to_owned(),
         ),
     };
-    let principal = checks::caller(state, request.headers(), &original)?;
-    let rules = state.authz.rules();
-    let target = Target {
-        host: original.host.as_deref(),
-        method: &original.method,
-        path: &path,
-    };
-    let decision = rules.decide(&target, principal.as_ref().map(|p| p.roles));
-    match decision.outcome {
-        Outcome::Allow => {}
-        Outcome::Forbidden => return Err(Error::AccessDenied),
-        Outcome::NeedsCredentials => {
-            return if checks::is_page_load(request.headers(), &original) {
-                checks::login_redirect(&original, StatusCode::FOUND)
-            } else {
-                Err(Error::SignInRequired)
-            };
-        }
-    }
+    let principal = checks::judge(state, request.headers(), &original, LoginAnswer::Redirect)?;
     let Some(forwarder) = gate.route(request.uri().path()) else {
         return Err(Error::NotFound("Not found."));
     };

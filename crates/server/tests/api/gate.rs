@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
-use tollgate::{authz::Upstream, config::ServeSettings};
+use tollgate::authz::Upstream;
 
 use crate::support::{PASSWORD, TestApp};
 
@@ -138,22 +138,7 @@ impl Gate {
             s.upstream_timeout = Duration::from_secs(1);
         })
         .await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let settings = ServeSettings {
-            header_read_timeout: Duration::from_secs(10),
-            request_body_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(10),
-            max_connections: 100,
-            shutdown_drain: Duration::from_secs(1),
-            open_file_limit: None,
-        };
-        let state = app.state.clone();
-        tokio::spawn(async move {
-            tollgate::serve(listener, state, settings, std::future::pending())
-                .await
-                .unwrap();
-        });
+        let base = app.serve().await;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

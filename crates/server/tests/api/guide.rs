@@ -12,7 +12,6 @@ use std::{
 use api::Role;
 use axum::http::StatusCode;
 use tokio::net::TcpListener;
-use tollgate::config::ServeSettings;
 
 use crate::support::TestApp;
 
@@ -136,27 +135,6 @@ fn every_configuration_in_the_guide_loads() {
     }
 }
 
-/// Tollgate on a real port.
-async fn serve(app: &TestApp) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let settings = ServeSettings {
-        header_read_timeout: Duration::from_secs(10),
-        request_body_timeout: Duration::from_secs(10),
-        idle_timeout: Duration::from_secs(10),
-        max_connections: 100,
-        shutdown_drain: Duration::from_secs(1),
-        open_file_limit: None,
-    };
-    let state = app.state.clone();
-    tokio::spawn(async move {
-        tollgate::serve(listener, state, settings, std::future::pending())
-            .await
-            .unwrap();
-    });
-    base
-}
-
 /// The callers every example API is tried with, and what it must answer them.
 async fn check_api(app: &TestApp, api: &str) {
     let admin = app.user_with_roles("ada", &[Role::User, Role::Admin]).await;
@@ -195,7 +173,7 @@ async fn check_api(app: &TestApp, api: &str) {
 #[tokio::test]
 async fn the_axum_example_verifies_tollgates_tokens() {
     let app = TestApp::new().await;
-    let tollgate = serve(&app).await;
+    let tollgate = app.serve().await;
     let keys = Keys::fetch(&tollgate).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api: SocketAddr = listener.local_addr().unwrap();
@@ -231,7 +209,7 @@ async fn the_express_example_verifies_tollgates_tokens() {
         return;
     }
     let app = TestApp::new().await;
-    let tollgate = serve(&app).await;
+    let tollgate = app.serve().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

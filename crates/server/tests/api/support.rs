@@ -149,6 +149,28 @@ impl TestApp {
         }
     }
 
+    /// Serves this app on a free loopback port, as the binary does (real TCP, the connection
+    /// deadlines, upgrades), until the test ends. Returns its base URL.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let settings = tollgate::config::ServeSettings {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            request_body_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(10),
+            max_connections: 100,
+            shutdown_drain: std::time::Duration::from_secs(1),
+            open_file_limit: None,
+        };
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            tollgate::serve(listener, state, settings, std::future::pending())
+                .await
+                .unwrap();
+        });
+        base
+    }
+
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
