@@ -8,7 +8,7 @@ use api::wire::{ACCESS_TOKEN_HEADER, paths};
 use axum::{
     Router,
     body::Body,
-    extract::{Request, State},
+    extract::Request,
     http::{self, HeaderName, Method, header},
     response::Response,
     routing::{any, delete, get, post, put},
@@ -73,33 +73,18 @@ pub fn app(
         None => Router::new()
             .route("/", get(ui::index))
             .route("/assets/{name}", get(ui::asset)),
-        Some(gate) => {
-            let gate = gate.clone();
-            // Our assets by name; any other `/assets/...` is the upstream's.
-            let assets = any(move |State(state): State<AppState>, request: Request| {
-                let gate = gate.clone();
-                async move {
-                    let name = request.uri().path().trim_start_matches("/assets/");
-                    match ui::asset_named(name) {
-                        Some(asset) if request.method() == Method::GET => asset,
-                        _ => gate::forward(state, gate, request).await,
-                    }
-                }
-            });
-            ui::GATE_MODE_PAGES
-                .iter()
-                .fold(Router::new(), |router, page| {
-                    router.route(page, get(ui::index))
-                })
-                .route("/assets/{*name}", assets)
-        }
+        // Our assets by name; any other `/assets/...` is the upstream's.
+        Some(_) => ui::GATE_MODE_PAGES
+            .iter()
+            .fold(Router::new(), |router, page| {
+                router.route(page, get(ui::index))
+            })
+            .route("/assets/{*name}", any(gate::asset_or_forward)),
     }
     .layer(CompressionLayer::new());
-    let fallback = match state.gate.clone() {
+    let fallback = match state.gate {
         None => Router::new().fallback(ui::fallback),
-        Some(gate) => Router::new().fallback(move |State(state): State<AppState>, request| {
-            gate::forward(state, gate.clone(), request)
-        }),
+        Some(_) => Router::new().fallback(gate::forward),
     };
 
     let routes = Router::new()

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     authz::{Outcome, RequestPath, Target},
-    config::{AuthzCommand, ClientCommand, UserCommand},
+    config::{AuthzCommand, ClientCommand, Command, UserCommand},
     domain::clients::{self, ClientName},
     domain::{
         admin::{Actor, UserChange, change_user},
@@ -19,6 +19,16 @@ use crate::{
     storage::NewUser,
     tokens::RoleSet,
 };
+
+/// Runs a command of the CLI on a loaded state. (`serve` is the binary's own: nothing here.)
+pub async fn run(state: &AppState, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::User(command) => run_user_command(state, command).await,
+        Command::Authz(command) => run_authz_command(state, command).await,
+        Command::Client(command) => run_client_command(state, command).await,
+        Command::Serve => Ok(()),
+    }
+}
 
 /// Runs a `tollgate client …` command.
 pub async fn run_client_command(state: &AppState, command: ClientCommand) -> anyhow::Result<()> {

@@ -43,25 +43,13 @@ async fn run(args: Cli) -> anyhow::Result<()> {
     storage.migrate().await?;
 
     match args.command {
-        Some(Command::User(command)) => {
+        None | Some(Command::Serve) => {}
+        Some(command) => {
             let state = AppState::load(storage.clone(), settings).await?;
-            let result = cli::run_user_command(&state, command).await;
+            let result = cli::run(&state, command).await;
             storage.close().await;
             return result;
         }
-        Some(Command::Authz(command)) => {
-            let state = AppState::load(storage.clone(), settings).await?;
-            let result = cli::run_authz_command(&state, command).await;
-            storage.close().await;
-            return result;
-        }
-        Some(Command::Client(command)) => {
-            let state = AppState::load(storage.clone(), settings).await?;
-            let result = cli::run_client_command(&state, command).await;
-            storage.close().await;
-            return result;
-        }
-        Some(Command::Serve) | None => {}
     }
 
     if settings.allow_self_assigned_roles {

@@ -139,16 +139,6 @@ impl ConfigFile {
     }
 }
 
-/// Reads and checks the rules of a configuration file's text.
-pub fn parse_rules(text: &str) -> anyhow::Result<Rules> {
-    Ok(ConfigFile::parse(text)?.rules)
-}
-
-/// Reads and checks the rules of the configuration file at `path`.
-pub fn load_rules(path: &Path) -> anyhow::Result<Rules> {
-    Ok(ConfigFile::load(path)?.rules)
-}
-
 /// The rules in force, shared by every request; replaced whole on reload.
 #[derive(Clone)]
 pub struct Authz {
@@ -157,15 +147,8 @@ pub struct Authz {
 }
 
 impl Authz {
-    /// The rules of `file`; no file means no rules, so every protected request is denied.
-    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        let rules = match file {
-            Some(file) => load_rules(file)?,
-            None => Rules::default(),
-        };
-        Ok(Self::with_rules(file.map(Path::to_owned), rules))
-    }
-
+    /// `rules`, read from `file` (which a reload reads again). No file and no rules: every
+    /// protected request is denied.
     pub fn with_rules(file: Option<PathBuf>, rules: Rules) -> Self {
         Self {
             file,
@@ -187,8 +170,8 @@ impl Authz {
             tracing::info!("reload asked for, but there is no --config file: nothing to reload");
             return;
         };
-        match load_rules(file) {
-            Ok(rules) => {
+        match ConfigFile::load(file) {
+            Ok(ConfigFile { rules, .. }) => {
                 let count = rules.len();
                 *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
                 tracing::info!(file = %file.display(), rules = count, "access rules reloaded");
@@ -219,9 +202,13 @@ impl Authz {
 mod tests {
     use super::*;
 
+    fn rules_of(text: &str) -> anyhow::Result<Rules> {
+        Ok(ConfigFile::parse(text)?.rules)
+    }
+
     #[test]
     fn a_file_with_the_tutorials_rules_loads() {
-        let rules = parse_rules(
+        let rules = rules_of(
             r#"
             [[rule]]
             path = "/api/test/all"
@@ -246,14 +233,14 @@ mod tests {
 
     #[test]
     fn file_errors_say_where() {
-        let error = parse_rules("[[rule]]\npath = \"/a\"\npolicy = \"bypass\"\nbogus = 1\n")
+        let error = rules_of("[[rule]]\npath = \"/a\"\npolicy = \"bypass\"\nbogus = 1\n")
             .unwrap_err()
             .to_string();
         assert!(
             error.contains("bogus") && error.contains("line 4"),
             "{error}"
         );
-        let error = parse_rules("[[rule]]\npath = \"/a\"\nany_of = [\"root\"]\n")
+        let error = rules_of("[[rule]]\npath = \"/a\"\nany_of = [\"root\"]\n")
             .unwrap_err()
             .to_string();
         assert!(
@@ -267,7 +254,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tollgate.toml");
         std::fs::write(&file, "[[rule]]\npath = \"/a\"\npolicy = \"bypass\"\n").unwrap();
-        let authz = Authz::load(Some(&file)).unwrap();
+        let authz = Authz::with_rules(Some(file.clone()), ConfigFile::load(&file).unwrap().rules);
         assert_eq!(authz.rules().len(), 1);
         std::fs::write(&file, "[[rule]]\npath = \"/a\"\nany_of = [\"root\"]\n").unwrap();
         authz.reload();

@@ -55,10 +55,7 @@ pub async fn add(state: &AppState, name: &ClientName, actor: Option<i64>) -> Res
     {
         return Err(Error::ClientNameTaken);
     }
-    let mut event = AuditEvent::new(AuditKind::ClientAdded, None);
-    event.actor_id = actor;
-    event.detail = Some(name.as_str().to_owned());
-    state.audit(event).await;
+    audit(state, AuditKind::ClientAdded, name.as_str(), actor).await;
     Ok(secret)
 }
 
@@ -67,11 +64,16 @@ pub async fn remove(state: &AppState, name: &str, actor: Option<i64>) -> Result<
     if !state.storage.remove_client(name).await? {
         return Err(Error::NotFound("No such client."));
     }
-    let mut event = AuditEvent::new(AuditKind::ClientRemoved, None);
+    audit(state, AuditKind::ClientRemoved, name, actor).await;
+    Ok(())
+}
+
+/// Records a change of the clients: which client, and the admin who made it (`None`: the CLI).
+async fn audit(state: &AppState, kind: AuditKind, name: &str, actor: Option<i64>) {
+    let mut event = AuditEvent::new(kind, None);
     event.actor_id = actor;
     event.detail = Some(name.to_owned());
     state.audit(event).await;
-    Ok(())
 }
 
 pub async fn list(state: &AppState) -> Result<Vec<ClientRecord>> {

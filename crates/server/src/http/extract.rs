@@ -25,8 +25,8 @@ use crate::{
 };
 
 /// `axum::Json`, but a body over [`MAX_BODY_BYTES`] is refused (413) and a malformed one gets
-/// our `{"message": ...}` error. Every request body is read through it: the limit is applied
-/// here, where a body is read, rather than by a layer marking every request.
+/// our `{"message": ...}` error. Every request body is read through it or [`Form`]: the limit is
+/// applied where a body is read, rather than by a layer marking every request.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
@@ -34,10 +34,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
-        let request = request.map(|body| Body::new(Limited::new(body, MAX_BODY_BYTES)));
+        let request = limited(request);
         let axum::Json(value) = axum::Json::from_request(request, state).await?;
         Ok(Self(value))
     }
+}
+
+/// The request with its body cut off at [`MAX_BODY_BYTES`] (axum's extractors answer 413).
+fn limited(request: Request) -> Request {
+    request.map(|body| Body::new(Limited::new(body, MAX_BODY_BYTES)))
 }
 
 /// `axum::Form` (a form-urlencoded body), under the same size limit as [`Json`] and with our
@@ -49,7 +54,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
-        let request = request.map(|body| Body::new(Limited::new(body, MAX_BODY_BYTES)));
+        let request = limited(request);
         let axum::Form(value) =
             axum::Form::from_request(request, state)
                 .await

@@ -14,8 +14,8 @@ use std::{borrow::Cow, net::IpAddr, sync::Arc, time::Duration};
 
 use api::wire::{ACCESS_COOKIE, REFRESH_COOKIE};
 use axum::{
-    extract::Request,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use axum_reverse_proxy::{ReverseProxy, Rfc9110Layer};
@@ -37,7 +37,11 @@ type Forwarder = BoxCloneSyncService<Request, Response, std::convert::Infallible
 
 /// The upstreams and their proxies, longest prefix first.
 #[derive(Clone)]
-pub struct Gate(Arc<[(Upstream, Forwarder)]>, Duration);
+pub struct Gate {
+    routes: Arc<[(Upstream, Forwarder)]>,
+    /// How long an upstream may take to start answering.
+    timeout: Duration,
+}
 
 impl Gate {
     /// `None` when there is no upstream: Tollgate is not a gate then.
@@ -63,11 +67,11 @@ impl Gate {
                 (upstream, forwarder)
             })
             .collect();
-        Some(Self(routes, timeout))
+        Some(Self { routes, timeout })
     }
 
     fn route(&self, path: &str) -> Option<&Forwarder> {
-        self.0
+        self.routes
             .iter()
             .find(|(upstream, _)| upstream.covers(path))
             .map(|(_, forwarder)| forwarder)
@@ -75,10 +79,22 @@ impl Gate {
 }
 
 /// The fallback in gate mode: every request no route of Tollgate's took.
-pub async fn forward(state: AppState, gate: Gate, request: Request) -> Response {
-    match check_and_forward(&state, &gate, request).await {
+pub async fn forward(State(state): State<AppState>, request: Request) -> Response {
+    let Some(gate) = &state.gate else {
+        return Error::NotFound("Not found.").into_response();
+    };
+    match check_and_forward(&state, gate, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
+    }
+}
+
+/// `/assets/...` in gate mode: the UI's own assets by name, anything else the upstream's.
+pub async fn asset_or_forward(state: State<AppState>, request: Request) -> Response {
+    let name = request.uri().path().trim_start_matches("/assets/");
+    match super::ui::asset_named(name) {
+        Some(asset) if request.method() == Method::GET => asset,
+        _ => forward(state, request).await,
     }
 }
 
@@ -110,7 +126,7 @@ async fn check_and_forward(
         client_ip,
         state.settings.https,
     );
-    match tokio::time::timeout(gate.1, forwarder.clone().call(request)).await {
+    match tokio::time::timeout(gate.timeout, forwarder.clone().call(request)).await {
         Err(_) => Err(Error::UpstreamTimeout),
         Ok(Ok(response)) => Ok(response),
         Ok(Err(never)) => match never {},
