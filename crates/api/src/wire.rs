@@ -32,6 +32,22 @@ pub mod paths {
     pub const ADMIN_CLIENT: &str = "/api/admin/clients/{name}";
     pub const FORWARD_AUTH: &str = "/api/authz/forward-auth";
     pub const AUTH_REQUEST: &str = "/api/authz/auth-request";
+    pub const LOGIN: &str = "/api/auth/login";
+    pub const PASSWORD_FORGOT: &str = "/api/auth/password/forgot";
+    pub const PASSWORD_RESET: &str = "/api/auth/password/reset";
+    pub const VERIFY_EMAIL: &str = "/api/auth/verify-email";
+    pub const VERIFY_EMAIL_RESEND: &str = "/api/auth/verify-email/resend";
+    pub const EMAIL_CONFIRM: &str = "/api/auth/email/confirm";
+    pub const EMAIL_REPORT: &str = "/api/auth/email/report";
+    pub const EMAIL: &str = "/api/user/email";
+    pub const ADMIN_USER_PASSWORD: &str = "/api/admin/users/{id}/password";
+    pub const ADMIN_USER_RESET_MAIL: &str = "/api/admin/users/{id}/password-reset";
+    pub const ADMIN_USER_VERIFY_EMAIL: &str = "/api/admin/users/{id}/verify-email";
+    /// The UI pages that mailed links open.
+    pub const PAGE_RESET_PASSWORD: &str = "/reset-password";
+    pub const PAGE_VERIFY_EMAIL: &str = "/verify-email";
+    pub const PAGE_CONFIRM_EMAIL: &str = "/confirm-email";
+    pub const PAGE_REPORT_EMAIL: &str = "/report-email-change";
     /// Where the refresh cookie is sent: the auth routes only.
     pub const REFRESH_COOKIE_PATH: &str = "/api/auth";
 }
@@ -58,6 +74,112 @@ pub struct SignupRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SigninRequest {
     pub username: String,
+    pub password: String,
+}
+
+/// `POST /api/auth/login`: by address or username (the production guide's route).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LoginRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub password: String,
+}
+
+/// The user in a [`LoginResponse`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginUser {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    /// Role names: `user`, `moderator`, `admin`.
+    pub roles: Vec<String>,
+    /// The highest of them: admin > moderator > user.
+    pub role: String,
+    pub email_verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub user: LoginUser,
+}
+
+/// `POST /api/auth/password/forgot`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForgotPasswordRequest {
+    pub email: String,
+}
+
+/// `POST /api/auth/password/reset`: the mailed code with the address, or the link's token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetPasswordRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub new_password: String,
+}
+
+/// `POST /api/auth/verify-email` (the link's token, or the code by a signed-in user) and
+/// `POST /api/auth/email/confirm` (the same for a new address).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConfirmRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// `POST /api/auth/verify-email/resend`: for the signed-in user, or for an address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ResendVerificationRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// `POST /api/auth/email/report`: the token of the link sent to the old address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportRequest {
+    pub token: String,
+}
+
+/// `POST /api/user/email`: a new address, confirmed by the current password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEmailRequest {
+    pub new_email: String,
+    pub current_password: String,
+}
+
+/// `POST /api/admin/users`: an account made by an admin. Without a password, the user is
+/// mailed a link to choose one (`sendSetPasswordMail`, the default then).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub email: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_set_password_mail: Option<bool>,
+    #[serde(default)]
+    pub email_verified: bool,
+}
+
+/// `PUT /api/admin/users/{id}/password`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetPasswordRequest {
     pub password: String,
 }
 
@@ -134,6 +256,9 @@ pub struct AdminUser {
     pub roles: Vec<String>,
     pub disabled: bool,
     pub created_at: String,
+    pub email_verified: bool,
+    /// RFC 3339 time of the last successful sign-in, if any.
+    pub last_signin_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,6 +307,7 @@ pub struct Profile {
     pub roles: Vec<String>,
     /// RFC 3339 time of sign-up.
     pub created_at: String,
+    pub email_verified: bool,
 }
 
 /// Every error answer, and the plain success messages.
@@ -213,4 +339,15 @@ pub mod messages {
     pub const USER_CONTENT: &str = "User Content.";
     pub const MODERATOR_CONTENT: &str = "Moderator Content.";
     pub const ADMIN_CONTENT: &str = "Admin Content.";
+    /// The answer to a forgotten password, whether or not the address has an account.
+    pub const RESET_MAIL_MAYBE_SENT: &str =
+        "If an account uses this address, a message with a reset code is on its way.";
+    pub const VERIFY_MAIL_MAYBE_SENT: &str =
+        "If this address needs verifying, a message with a code is on its way.";
+    pub const EMAIL_CHANGE_MAIL_SENT: &str =
+        "To finish, confirm the new address with the code or link we sent to it.";
+    pub const PASSWORD_RESET_DONE: &str = "Your password has been reset; sign in with it.";
+    pub const EMAIL_VERIFIED: &str = "Your email address is verified.";
+    pub const EMAIL_CHANGED: &str = "Your email address has been changed.";
+    pub const EMAIL_CHANGE_UNDONE: &str = "The change was undone: this address is back on the account, every session has ended, and the password no longer works. Choose a new one with \"Forgot password?\".";
 }

@@ -24,7 +24,7 @@ use envelope::EnvelopeLayer;
 pub use envelope::{CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES};
 
 use crate::{
-    http::{admin, auth, authz, content, gate, introspect, meta, sessions, ui, user},
+    http::{admin, auth, authz, content, email, gate, introspect, meta, sessions, ui, user},
     state::AppState,
 };
 
@@ -94,6 +94,14 @@ pub fn app(
         .route(paths::JWKS, get(meta::jwks))
         .route(paths::SIGNUP, post(auth::signup))
         .route(paths::SIGNIN, post(auth::signin))
+        .route(paths::LOGIN, post(auth::login))
+        .route(paths::PASSWORD_FORGOT, post(email::forgot_password))
+        .route(paths::PASSWORD_RESET, post(email::reset_password))
+        .route(paths::VERIFY_EMAIL, post(email::verify_email))
+        .route(paths::VERIFY_EMAIL_RESEND, post(email::resend_verification))
+        .route(paths::EMAIL_CONFIRM, post(email::confirm_email))
+        .route(paths::EMAIL_REPORT, post(email::report_email_change))
+        .route(paths::EMAIL, post(email::change_email))
         .route(paths::TEST_ALL, get(content::public))
         .route(paths::TEST_USER, get(content::user))
         .route(paths::TEST_MOD, get(content::moderator))
@@ -109,7 +117,13 @@ pub fn app(
             get(sessions::list).delete(sessions::end_others),
         )
         .route(paths::SESSION, delete(sessions::end_one))
-        .route(paths::ADMIN_USERS, get(admin::list_users))
+        .route(
+            paths::ADMIN_USERS,
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route(paths::ADMIN_USER_PASSWORD, put(admin::set_password))
+        .route(paths::ADMIN_USER_RESET_MAIL, post(admin::send_reset))
+        .route(paths::ADMIN_USER_VERIFY_EMAIL, post(admin::verify_email))
         .route(
             paths::ADMIN_USER,
             get(admin::get_user).delete(admin::delete_user),
@@ -117,7 +131,10 @@ pub fn app(
         .route(paths::ADMIN_USER_ROLES, put(admin::set_roles))
         .route(paths::ADMIN_USER_DISABLE, post(admin::disable))
         .route(paths::ADMIN_USER_ENABLE, post(admin::enable))
-        .route(paths::ADMIN_USER_SESSIONS, delete(admin::end_sessions))
+        .route(
+            paths::ADMIN_USER_SESSIONS,
+            get(admin::user_sessions).delete(admin::end_sessions),
+        )
         .route(paths::ADMIN_AUDIT, get(admin::audit))
         .route(paths::ADMIN_CLIENTS, get(introspect::list_clients))
         .route(paths::ADMIN_CLIENT, delete(introspect::remove_client))

@@ -17,10 +17,18 @@ pub enum AuditKind {
     UserDeleted,
     ClientAdded,
     ClientRemoved,
+    PasswordResetRequested,
+    PasswordReset,
+    PasswordSetByAdmin,
+    EmailVerified,
+    EmailChangeRequested,
+    EmailChanged,
+    EmailChangeReported,
+    MailFailed,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 13] = [
+    pub const ALL: [AuditKind; 21] = [
         AuditKind::Signup,
         AuditKind::SigninOk,
         AuditKind::SigninFailed,
@@ -34,6 +42,14 @@ impl AuditKind {
         AuditKind::UserDeleted,
         AuditKind::ClientAdded,
         AuditKind::ClientRemoved,
+        AuditKind::PasswordResetRequested,
+        AuditKind::PasswordReset,
+        AuditKind::PasswordSetByAdmin,
+        AuditKind::EmailVerified,
+        AuditKind::EmailChangeRequested,
+        AuditKind::EmailChanged,
+        AuditKind::EmailChangeReported,
+        AuditKind::MailFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +67,14 @@ impl AuditKind {
             AuditKind::UserDeleted => "user_deleted",
             AuditKind::ClientAdded => "client_added",
             AuditKind::ClientRemoved => "client_removed",
+            AuditKind::PasswordResetRequested => "password_reset_requested",
+            AuditKind::PasswordReset => "password_reset",
+            AuditKind::PasswordSetByAdmin => "password_set_by_admin",
+            AuditKind::EmailVerified => "email_verified",
+            AuditKind::EmailChangeRequested => "email_change_requested",
+            AuditKind::EmailChanged => "email_changed",
+            AuditKind::EmailChangeReported => "email_change_reported",
+            AuditKind::MailFailed => "mail_failed",
         }
     }
 

@@ -12,22 +12,25 @@ use crate::{
     config::{AuthzCommand, ClientCommand, Command, UserCommand},
     domain::clients::{self, ClientName},
     domain::{
-        admin::{Actor, UserChange, change_user},
+        admin::{self, Actor, NewAccount, UserChange, change_user},
+        email::reset,
         sessions::Client,
     },
     state::AppState,
-    storage::NewUser,
     tokens::RoleSet,
 };
 
 /// Runs a command of the CLI on a loaded state. (`serve` is the binary's own: nothing here.)
 pub async fn run(state: &AppState, command: Command) -> anyhow::Result<()> {
-    match command {
+    let result = match command {
         Command::User(command) => run_user_command(state, command).await,
         Command::Authz(command) => run_authz_command(state, command).await,
         Command::Client(command) => run_client_command(state, command).await,
         Command::Serve => Ok(()),
-    }
+    };
+    // Mail a command queued (a verification, a link) goes out before the process ends.
+    state.mailer.flush().await;
+    result
 }
 
 /// Runs a `tollgate client …` command.
@@ -134,30 +137,80 @@ pub async fn run_user_command(state: &AppState, command: UserCommand) -> anyhow:
             username,
             email,
             roles,
+            invite,
+            verified,
         } => {
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e.message))?;
+            let password = if invite {
+                None
+            } else {
+                let password = read_password()?;
+                Some(
+                    Password::parse(password.expose_secret())
+                        .map_err(|e| anyhow::anyhow!(e.message))?,
+                )
+            };
+            let mail = invite && state.mailer.is_configured();
+            let account = NewAccount {
+                username: username.clone(),
+                email,
+                roles,
+                password,
+                send_set_password_mail: mail,
+                email_verified: verified,
+            };
+            let (id, _) = admin::create_user(state, Actor::Cli, account, &Client::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = user(state, &username).await?;
+            println!(
+                "created user {username} (id {id}) with roles {}",
+                role_list(&user.roles)
+            );
+            if mail {
+                state.mailer.flush().await;
+                println!("a link to choose a password was mailed to {}", user.email);
+            } else if invite {
+                let link = reset::link_for(state, &user).await?;
+                println!(
+                    "no mail server is configured: pass this link on to {username} (valid 3 days):"
+                );
+                println!("{link}");
+            }
+        }
+        UserCommand::SetPassword { username } => {
+            let user = user(state, &username).await?;
             let password = read_password()?;
             let password = Password::parse(password.expose_secret())
                 .map_err(|e| anyhow::anyhow!(e.message))?;
-            let mut roles = roles;
-            if roles.is_empty() {
-                roles.push(Role::User);
-            }
-            roles.sort();
-            roles.dedup();
-            let hash = state.passwords.hash(&password).await?;
-            let id = storage
-                .insert_user(&NewUser {
-                    username: &username,
-                    email: &email,
-                    password_hash: &hash,
-                    roles: &roles,
-                })
-                .await?;
+            admin::set_password(state, Actor::Cli, user.id, &password, &Client::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{username} has a new password; their sessions have ended");
+        }
+        UserCommand::ResetLink { username } => {
+            let user = user(state, &username).await?;
+            let link = reset::link_for(state, &user).await?;
+            println!("a link for {username} to choose a new password (valid 3 days):");
+            println!("{link}");
+        }
+        UserCommand::SendReset { username } => {
+            let user = user(state, &username).await?;
+            admin::send_reset(state, Actor::Cli, user.id, &Client::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            state.mailer.flush().await;
             println!(
-                "created user {username} (id {id}) with roles {}",
-                role_list(&roles)
+                "a link to choose a new password was mailed to {}",
+                user.email
             );
+        }
+        UserCommand::VerifyEmail { username } => {
+            let user = user(state, &username).await?;
+            admin::mark_email_verified(state, Actor::Cli, user.id, &Client::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{username}'s address {} is marked verified", user.email);
         }
         UserCommand::Grant { username, role } => {
             let user = user(state, &username).await?;
@@ -193,13 +246,22 @@ pub async fn run_user_command(state: &AppState, command: UserCommand) -> anyhow:
         }
         UserCommand::List => {
             let users = storage.list_users().await?;
-            println!("{:>6}  {:<20}  {:<32}  roles", "id", "username", "email");
+            println!(
+                "{:>6}  {:<20}  {:<32}  {:<8}  {:<20}  roles",
+                "id", "username", "email", "verified", "last sign-in"
+            );
             for user in users {
                 println!(
-                    "{:>6}  {:<20}  {:<32}  {}",
+                    "{:>6}  {:<20}  {:<32}  {:<8}  {:<20}  {}",
                     user.id,
                     user.username,
                     user.email,
+                    if user.email_verified_at.is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    user.last_signin_at.map_or_else(|| "never".to_owned(), iso),
                     role_list(&user.roles)
                 );
             }

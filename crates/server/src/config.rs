@@ -9,7 +9,10 @@ use std::{
 
 use api::{Role, Username};
 
-use crate::authz::Upstream;
+use crate::{
+    authz::Upstream,
+    mail::{MailSettings, SmtpSettings, SmtpTls},
+};
 use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
@@ -148,6 +151,15 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_RATE_LIMIT_REFRESH", default_value_t = 60)]
     pub rate_limit_refresh: u32,
 
+    /// Requests that send mail (forgotten password, verification, address change) allowed
+    /// per client IP per minute (0: no limit).
+    #[arg(long, env = "TOLLGATE_RATE_LIMIT_MAIL", default_value_t = 5)]
+    pub rate_limit_mail: u32,
+
+    /// Attempts with a mailed code or link allowed per client IP per minute (0: no limit).
+    #[arg(long, env = "TOLLGATE_RATE_LIMIT_CODE", default_value_t = 10)]
+    pub rate_limit_code: u32,
+
     /// How long audit events are kept, e.g. `90d`, `1y` (1 day to 100 years); `0s` keeps them
     /// forever.
     #[arg(long, env = "TOLLGATE_AUDIT_RETENTION", default_value = "90d", value_parser = parse_retention)]
@@ -206,6 +218,60 @@ pub struct ServerArgs {
     /// Log filter, e.g. `info`, `tollgate=debug,tower_http=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
+
+    #[command(flatten)]
+    pub mail: MailArgs,
+}
+
+/// Mail, and the public address its links point to.
+#[derive(Debug, Args)]
+pub struct MailArgs {
+    /// The SMTP server that sends Tollgate's mail: `smtp://user:pass@host:port`, or
+    /// `smtps://…` for implicit TLS. Without one, Tollgate runs, and the features that need
+    /// mail (password reset, address verification and change) say they are unavailable.
+    #[arg(long, env = "TOLLGATE_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<SecretString>,
+
+    /// How the SMTP connection is protected. Default: implicit TLS for `smtps://`, else
+    /// STARTTLS, or none for a server on loopback (plain text is refused for any other host).
+    #[arg(long, env = "TOLLGATE_SMTP_TLS", value_enum, global = true)]
+    pub smtp_tls: Option<SmtpTls>,
+
+    /// The sender of Tollgate's mail, e.g. `Acme <auth@acme.example>`; needed with --smtp-url.
+    #[arg(long, env = "TOLLGATE_MAIL_FROM", global = true)]
+    pub mail_from: Option<String>,
+
+    /// Tries per message (the first included) before it is given up, logged and audited.
+    #[arg(long, env = "TOLLGATE_MAIL_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20), global = true)]
+    pub mail_attempts: u32,
+
+    /// The address users reach Tollgate's web UI at, for the links in its mail, e.g.
+    /// `https://auth.example.com`. Default: `http://` and the --bind address.
+    #[arg(long, env = "TOLLGATE_PUBLIC_URL", value_parser = parse_public_url, global = true)]
+    pub public_url: Option<String>,
+
+    /// The product name in mail and pages.
+    #[arg(
+        long,
+        env = "TOLLGATE_PRODUCT_NAME",
+        default_value = "Tollgate",
+        global = true
+    )]
+    pub product_name: String,
+
+    /// Whether users must prove their address: `off` (no verification mail), `optional`
+    /// (mail sent at sign-up; unverified users can sign in) or `required` (sign-in is refused
+    /// until the address is verified; needs --smtp-url).
+    #[arg(long, env = "TOLLGATE_EMAIL_VERIFICATION", value_enum, default_value_t = EmailVerification::Optional, global = true)]
+    pub email_verification: EmailVerification,
+}
+
+/// The address verification policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmailVerification {
+    Off,
+    Optional,
+    Required,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -258,7 +324,7 @@ pub enum AuthzCommand {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user. The password is read from TOLLGATE_PASSWORD, else a prompt, else one line
-    /// of standard input; never from an argument.
+    /// of standard input; never from an argument (or see --invite).
     Add {
         #[arg(value_parser = parse_username)]
         username: Username,
@@ -267,6 +333,33 @@ pub enum UserCommand {
         /// Role to give (repeatable); `user` if none.
         #[arg(long = "role", value_parser = parse_role)]
         roles: Vec<Role>,
+        /// No password now: mail the user a link to choose one (or, with no mail server,
+        /// print the link to pass on).
+        #[arg(long)]
+        invite: bool,
+        /// Count the address as verified.
+        #[arg(long)]
+        verified: bool,
+    },
+    /// Set a user's password (read as for `add`, never from an argument); their sessions end.
+    SetPassword {
+        #[arg(value_parser = parse_username)]
+        username: Username,
+    },
+    /// Print a link for a user to choose a new password, to pass on by other means.
+    ResetLink {
+        #[arg(value_parser = parse_username)]
+        username: Username,
+    },
+    /// Mail a user a link to choose a new password.
+    SendReset {
+        #[arg(value_parser = parse_username)]
+        username: Username,
+    },
+    /// Mark a user's address as verified.
+    VerifyEmail {
+        #[arg(value_parser = parse_username)]
+        username: Username,
     },
     /// Give a user a role.
     Grant {
@@ -321,6 +414,11 @@ pub struct Settings {
     /// Gate mode's upstream from `--upstream` (those of the config file come with it).
     pub upstreams: Vec<Upstream>,
     pub upstream_timeout: Duration,
+    /// Where users reach the UI, without a trailing slash: links in mail start with it.
+    pub public_url: String,
+    pub product_name: String,
+    pub email_verification: EmailVerification,
+    pub mail: MailSettings,
 }
 
 /// How connections are served: their timeouts, how many at once, and the shutdown drain.
@@ -374,6 +472,8 @@ pub struct RateLimits {
     pub signin: Option<NonZeroU32>,
     pub signup: Option<NonZeroU32>,
     pub refresh: Option<NonZeroU32>,
+    pub mail: Option<NonZeroU32>,
+    pub code: Option<NonZeroU32>,
 }
 
 #[derive(Debug, Clone)]
@@ -411,6 +511,25 @@ impl ServerArgs {
         if self.refresh_idle_ttl > self.refresh_absolute_ttl {
             anyhow::bail!("--refresh-idle-ttl must not be longer than --refresh-absolute-ttl");
         }
+        let smtp = match (&self.mail.smtp_url, &self.mail.mail_from) {
+            (Some(url), Some(from)) => Some(SmtpSettings::parse(
+                url.expose_secret(),
+                self.mail.smtp_tls,
+                from,
+            )?),
+            (Some(_), None) => anyhow::bail!(
+                "--smtp-url needs --mail-from (TOLLGATE_MAIL_FROM), e.g. 'Acme <auth@acme.example>'"
+            ),
+            (None, _) => None,
+        };
+        if smtp.is_none() && self.mail.email_verification == EmailVerification::Required {
+            anyhow::bail!(
+                "--email-verification required needs a mail server: set --smtp-url (TOLLGATE_SMTP_URL)"
+            );
+        }
+        if self.mail.product_name.trim().is_empty() {
+            anyhow::bail!("--product-name must not be empty");
+        }
         let hash_concurrency = self.hash_concurrency.unwrap_or_else(|| {
             let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
             NonZeroUsize::new(cores.saturating_sub(1)).unwrap_or(NonZeroUsize::MIN)
@@ -434,6 +553,8 @@ impl ServerArgs {
                 signin: NonZeroU32::new(self.rate_limit_signin),
                 signup: NonZeroU32::new(self.rate_limit_signup),
                 refresh: NonZeroU32::new(self.rate_limit_refresh),
+                mail: NonZeroU32::new(self.rate_limit_mail),
+                code: NonZeroU32::new(self.rate_limit_code),
             },
             audit_retention: (!self.audit_retention.is_zero()).then_some(self.audit_retention),
             config_file: self.config.clone(),
@@ -444,6 +565,18 @@ impl ServerArgs {
                 None => Vec::new(),
             },
             upstream_timeout: self.upstream_timeout,
+            public_url: self
+                .mail
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.bind)),
+            product_name: self.mail.product_name.trim().to_owned(),
+            email_verification: self.mail.email_verification,
+            mail: MailSettings {
+                smtp,
+                max_attempts: self.mail.mail_attempts,
+                ..MailSettings::default()
+            },
         })
     }
 }
@@ -488,11 +621,17 @@ impl Settings {
                 signin: None,
                 signup: None,
                 refresh: None,
+                mail: None,
+                code: None,
             },
             audit_retention: Some(Duration::from_secs(90 * 86_400)),
             config_file: None,
             upstreams: Vec::new(),
             upstream_timeout: Duration::from_secs(30),
+            public_url: "http://127.0.0.1:8080".into(),
+            product_name: "Tollgate".into(),
+            email_verification: EmailVerification::Optional,
+            mail: MailSettings::default(),
         }
     }
 }
@@ -585,6 +724,18 @@ fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
         return Err("an origin is scheme://host[:port], with no path or trailing slash".into());
     }
     HeaderValue::from_str(raw).map_err(|_| "not a valid header value".into())
+}
+
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url =
+        url::Url::parse(raw.trim()).map_err(|e| format!("{e} (e.g. https://auth.example.com)"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 fn parse_username(raw: &str) -> Result<Username, String> {
@@ -696,5 +847,62 @@ mod tests {
         assert_eq!(cli.server.trusted_proxies.len(), 2);
         let cli = args(&["--cors-origin", "http://a.example,https://b.example:8443"]).unwrap();
         assert_eq!(cli.server.cors_origins.len(), 2);
+    }
+
+    #[test]
+    fn mail_settings_are_checked_at_start() {
+        let settings = args(&[]).unwrap().server.settings().unwrap();
+        assert!(settings.mail.smtp.is_none());
+        assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+        assert_eq!(settings.email_verification, EmailVerification::Optional);
+        let cli = args(&["--smtp-url", "smtp://127.0.0.1:2525"]).unwrap();
+        assert!(
+            cli.server
+                .settings()
+                .unwrap_err()
+                .to_string()
+                .contains("--mail-from")
+        );
+        let cli = args(&["--email-verification", "required"]).unwrap();
+        assert!(
+            cli.server
+                .settings()
+                .unwrap_err()
+                .to_string()
+                .contains("--smtp-url")
+        );
+        let cli = args(&[
+            "--smtp-url",
+            "smtp://127.0.0.1:2525",
+            "--mail-from",
+            "Acme <auth@acme.example>",
+            "--email-verification",
+            "required",
+            "--public-url",
+            "https://auth.acme.example/",
+        ])
+        .unwrap();
+        let settings = cli.server.settings().unwrap();
+        assert_eq!(settings.public_url, "https://auth.acme.example");
+        assert_eq!(settings.mail.smtp.unwrap().port, 2525);
+        let cli = args(&[
+            "--smtp-url",
+            "smtp://mail.acme.example",
+            "--mail-from",
+            "a@b.example",
+            "--smtp-tls",
+            "none",
+        ])
+        .unwrap();
+        assert!(
+            cli.server
+                .settings()
+                .unwrap_err()
+                .to_string()
+                .contains("unencrypted")
+        );
+        assert!(args(&["--public-url", "ftp://x.example"]).is_err());
+        assert!(args(&["--public-url", "https://x.example/?a=1"]).is_err());
+        assert!(args(&["--mail-attempts", "0"]).is_err());
     }
 }

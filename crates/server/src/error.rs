@@ -120,6 +120,28 @@ pub enum Error {
     AccountDisabled,
     #[error("Current password is incorrect.")]
     WrongCurrentPassword,
+    /// A mailed code or link that is wrong, used, voided by a newer one, or expired.
+    #[error("This code or link is invalid or has expired; ask for a new one.")]
+    InvalidCode,
+    #[error("Give your `email` or `username`, and your `password`.")]
+    MissingLoginName,
+    #[error(
+        "A message went to this user less than a minute ago (or five this hour); try again later."
+    )]
+    MailThrottled,
+    #[error("This is already your email address.")]
+    SameEmail,
+    /// A request to confirm something by mail with neither the link's token nor the code.
+    #[error("Give the `token` from the link, or the `code` from the mail.")]
+    MissingProof,
+    /// Sign-in refused until the address is verified (`--email-verification required`).
+    #[error(
+        "Verify your email address before signing in: open the link we sent you, or ask for a new one."
+    )]
+    EmailNotVerified,
+    /// A feature that needs mail, on a server with no mail configured.
+    #[error("{0}")]
+    MailUnavailable(&'static str),
     #[error("Cross-site request refused.")]
     CrossSite,
     /// A protected page or API (forward-auth) wants a signed-in caller.
@@ -218,11 +240,17 @@ impl Error {
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::LastAdmin | Error::ClientNameTaken => StatusCode::CONFLICT,
-            Error::AccountBackoff { .. } | Error::RateLimited { .. } => {
+            Error::AccountBackoff { .. } | Error::RateLimited { .. } | Error::MailThrottled => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Error::AccountDisabled | Error::CrossSite | Error::Refresh(_) => StatusCode::FORBIDDEN,
-            Error::WrongCurrentPassword => StatusCode::BAD_REQUEST,
+            Error::WrongCurrentPassword
+            | Error::InvalidCode
+            | Error::MissingProof
+            | Error::SameEmail
+            | Error::MissingLoginName => StatusCode::BAD_REQUEST,
+            Error::EmailNotVerified => StatusCode::FORBIDDEN,
+            Error::MailUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
             Error::CookieRefresh(_) => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -321,6 +349,7 @@ impl Error {
                 self,
                 Error::Overloaded
                     | Error::Unavailable(_)
+                    | Error::MailUnavailable(_)
                     | Error::UpstreamUnreachable
                     | Error::UpstreamTimeout
             )
@@ -350,6 +379,7 @@ impl IntoResponse for Error {
             Error::AccountBackoff { retry_after_secs }
             | Error::RateLimited { retry_after_secs } => Some(retry_after_secs.max(&1).to_string()),
             Error::Overloaded => Some("1".to_owned()),
+            Error::MailThrottled => Some("60".to_owned()),
             Error::Unavailable(unavailable) => Some(unavailable.retry_after_secs().to_string()),
             _ => None,
         };

@@ -17,6 +17,10 @@ pub enum Limit {
     Signin,
     Signup,
     Refresh,
+    /// Requests that mail someone (forgotten password, verification, address change).
+    Mail,
+    /// Attempts with a mailed code or link.
+    Code,
 }
 
 #[derive(Clone)]
@@ -24,6 +28,8 @@ pub struct IpLimits {
     signin: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     signup: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     refresh: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    mail: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    code: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     /// Refusals are logged, but not one line each.
     refusals: Arc<LogThrottle>,
 }
@@ -38,6 +44,8 @@ impl IpLimits {
             signin: limiter(limits.signin),
             signup: limiter(limits.signup),
             refresh: limiter(limits.refresh),
+            mail: limiter(limits.mail),
+            code: limiter(limits.code),
             refusals: Arc::new(LogThrottle::new(LogThrottle::INTERVAL)),
         }
     }
@@ -48,6 +56,8 @@ impl IpLimits {
             Limit::Signin => &self.signin,
             Limit::Signup => &self.signup,
             Limit::Refresh => &self.refresh,
+            Limit::Mail => &self.mail,
+            Limit::Code => &self.code,
         };
         let Some(limiter) = limiter else {
             return Ok(());
@@ -70,9 +80,15 @@ impl IpLimits {
 
     /// Forgets clients that have been quiet long enough to be back at a full allowance.
     pub fn purge(&self) {
-        for limiter in [&self.signin, &self.signup, &self.refresh]
-            .into_iter()
-            .flatten()
+        for limiter in [
+            &self.signin,
+            &self.signup,
+            &self.refresh,
+            &self.mail,
+            &self.code,
+        ]
+        .into_iter()
+        .flatten()
         {
             limiter.retain_recent();
             limiter.shrink_to_fit();
@@ -155,6 +171,8 @@ mod tests {
             signin: NonZeroU32::new(2),
             signup: None,
             refresh: None,
+            mail: None,
+            code: None,
         });
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert!(limits.check(Limit::Signin, ip).is_ok());

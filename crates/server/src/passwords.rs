@@ -39,6 +39,10 @@ const QUEUE_PER_WORKER: usize = 64;
 /// (sign-up allows 128 characters, at most 512 bytes).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The stored "hash" of an account that has no password yet (created by an admin, waiting for
+/// its owner to choose one) or whose password was voided: nothing matches it.
+pub const NO_PASSWORD: &str = "!none";
+
 #[derive(Clone)]
 pub struct Passwords {
     inner: Arc<Inner>,
@@ -123,12 +127,13 @@ impl Passwords {
     }
 
     /// Checks `password` against `stored`, or against a dummy hash when there is no user, so
-    /// both cases take the same time. Absent users never match.
+    /// both cases take the same time. Absent users, and accounts with [`NO_PASSWORD`], never match.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<Verdict> {
         let password = password.to_owned();
         let (stored, present) = match stored {
-            Some(hash) => (hash.to_owned(), true),
-            None => (self.inner.dummy_hash.clone(), false),
+            Some(hash) if hash != NO_PASSWORD => (hash.to_owned(), true),
+            // Costs what a wrong password costs.
+            _ => (self.inner.dummy_hash.clone(), false),
         };
         let verdict = self
             .run(move |hasher| Ok(hasher.verify(&password, &stored)))

@@ -7,15 +7,16 @@ use crate::{
     audit::AuditEvent,
     authz::{Authz, ConfigFile},
     clock::unix_now,
+    codes::Codes,
     config::Settings,
     domain::keys,
-    error::Error,
     http::gate::Gate,
     limits::IpLimits,
+    mail::Mailer,
     passwords::Passwords,
     revocation::Revocations,
     storage::Storage,
-    tokens::Tokens,
+    tokens::{self, Tokens},
 };
 
 /// Everything a request may need. Cheap to clone, which axum does for every request: one
@@ -34,6 +35,9 @@ pub struct AppStateParts {
     pub authz: Authz,
     /// Gate mode's upstreams, if Tollgate is a gate.
     pub gate: Option<Gate>,
+    pub mailer: Mailer,
+    /// The one-time codes of the mail flows.
+    pub codes: Codes,
     pub settings: Arc<Settings>,
 }
 
@@ -72,6 +76,12 @@ impl AppState {
         let passwords = Passwords::new(settings.hash_concurrency)?;
         let revocations = Revocations::new(settings.access_token_ttl);
         revocations.reload(&storage).await?;
+        let codes = Codes::new(
+            &storage
+                .shared_secret("mail_code_key", &tokens::random_secret()?)
+                .await?,
+        );
+        let mailer = Mailer::start(&settings.mail, storage.clone())?;
         Ok(Self(Arc::new(AppStateParts {
             storage,
             tokens,
@@ -80,24 +90,15 @@ impl AppState {
             limits: IpLimits::new(&settings.rate_limits),
             authz,
             gate,
+            mailer,
+            codes,
             settings: Arc::new(settings),
         })))
     }
 
-    /// Records an audit event. A failure to record is logged, not passed on: the action it
-    /// describes has already happened.
+    /// Records an audit event (see [`Storage::audit`]).
     pub async fn audit(&self, event: AuditEvent) {
-        match self.storage.record_audit(&event, unix_now()).await {
-            Ok(()) => {}
-            // Logged once for the whole outage, not once per event.
-            Err(Error::Unavailable(unavailable)) => {
-                self.storage.report_unavailable(unavailable);
-                tracing::debug!(kind = event.kind.as_str(), "audit event not recorded");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, kind = event.kind.as_str(), "could not record audit event");
-            }
-        }
+        self.storage.audit(event).await;
     }
 
     fn spawn_housekeeping(&self) {

@@ -8,6 +8,7 @@ use super::sessions::{self, Client, Grant};
 use crate::{
     audit::{AuditEvent, AuditKind},
     clock::unix_now,
+    config::EmailVerification,
     error::{Error, Result},
     passwords::Verdict,
     state::AppState,
@@ -57,6 +58,7 @@ pub async fn sign_up(
             email: &request.email,
             password_hash: &password_hash,
             roles: &roles,
+            email_verified_at: None,
         })
         .await?;
     state
@@ -73,6 +75,7 @@ pub async fn sign_up(
             ..AuditEvent::new(AuditKind::Signup, Some(id))
         })
         .await;
+    super::email::verify::after_signup(state, id).await;
     Ok(id)
 }
 
@@ -99,10 +102,16 @@ pub async fn sign_in(
     // database may predate them. Only absurd input skips the look-up (and still pays a hash).
     let plausible =
         (1..=254).contains(&username.chars().count()) && !username.chars().any(char::is_control);
-    let user = if plausible {
-        state.storage.user_by_username(username.trim()).await?
-    } else {
+    let user = if !plausible {
         None
+    } else if username.contains('@') {
+        // An address in the username field: the production guide's clients sign in by email.
+        match Email::parse(username) {
+            Ok(email) => state.storage.user_by_email(&email).await?,
+            Err(_) => None,
+        }
+    } else {
+        state.storage.user_by_username(username.trim()).await?
     };
     let key = ThrottleKey::for_name(username);
     guard_attempt(state, &key, user.as_ref().map(|u| u.id), client).await?;
@@ -128,7 +137,14 @@ pub async fn sign_in(
     if user.disabled {
         return Err(Error::AccountDisabled);
     }
+    // Told only to whoever gave the right password, so it says nothing about the address.
+    if state.settings.email_verification == EmailVerification::Required
+        && user.email_verified_at.is_none()
+    {
+        return Err(Error::EmailNotVerified);
+    }
     let (access, grant) = sessions::open(state, &user, client).await?;
+    state.storage.note_signin(user.id, unix_now()).await?;
     if verdict == Verdict::MatchNeedsRehash {
         rehash(state, &user, password).await;
     }
@@ -203,18 +219,7 @@ pub async fn change_password(
         .user_by_id(user_id)
         .await?
         .ok_or(Error::NotFound("User not found."))?;
-    // Guessing the current password with a stolen access token meets the same back-off as
-    // guessing at sign-in.
-    let key = ThrottleKey::for_name(&user.username);
-    guard_attempt(state, &key, Some(user_id), client).await?;
-    let verdict = state
-        .passwords
-        .verify(current, Some(&user.password_hash))
-        .await?;
-    if verdict == Verdict::Mismatch {
-        return Err(Error::WrongCurrentPassword);
-    }
-    state.storage.signin_succeeded(&key).await?;
+    confirm_password(state, &user, current, client).await?;
     let hash = state.passwords.hash(new).await?;
     // The new password and the end of every other session land together, and only if the
     // password verified above is still the current one.
@@ -245,6 +250,26 @@ pub async fn change_password(
         })
         .await;
     Ok(())
+}
+
+/// Checks a signed-in user's current password before a sensitive change. Guessing it with a
+/// stolen access token meets the same back-off as guessing at sign-in.
+pub async fn confirm_password(
+    state: &AppState,
+    user: &UserRecord,
+    password: &str,
+    client: &Client,
+) -> Result<()> {
+    let key = ThrottleKey::for_name(&user.username);
+    guard_attempt(state, &key, Some(user.id), client).await?;
+    let verdict = state
+        .passwords
+        .verify(password, Some(&user.password_hash))
+        .await?;
+    if verdict == Verdict::Mismatch {
+        return Err(Error::WrongCurrentPassword);
+    }
+    state.storage.signin_succeeded(&key).await
 }
 
 /// Upgrades a stored hash; a failure here must not fail the sign-in, so it is only logged.

@@ -1,15 +1,19 @@
 //! What admins do to other users, through the API or the command line. Every change is
 //! audited with who made it, and takes effect on live access tokens at once.
 
-use api::Role;
+use api::{Email, Password, Role, Username};
 
 use crate::{
     audit::{AuditEvent, AuditKind},
     clock::unix_now,
-    domain::sessions::{Client, end_sessions, own_ttl_secs},
+    domain::{
+        email::{Sent, require_mail, reset, verify},
+        sessions::{Client, end_sessions, own_ttl_secs},
+    },
     error::{Error, Result},
+    passwords::NO_PASSWORD,
     state::AppState,
-    storage::{AdminChange, SessionFilter, ThrottleKey},
+    storage::{AdminChange, NewUser, SessionFilter, ThrottleKey},
     tokens::Principal,
 };
 
@@ -149,4 +153,165 @@ pub async fn end_user_sessions(
         ))
         .await;
     Ok(ended.len())
+}
+
+/// An account an admin makes.
+#[derive(Debug)]
+pub struct NewAccount {
+    pub username: Username,
+    pub email: Email,
+    pub roles: Vec<Role>,
+    /// Without one, the account has no password until its owner chooses one.
+    pub password: Option<Password>,
+    /// Mail the owner a link to choose their password.
+    pub send_set_password_mail: bool,
+    /// The admin vouches for the address.
+    pub email_verified: bool,
+}
+
+/// Creates a user with any roles. Returns their id and whether a mail went out.
+pub async fn create_user(
+    state: &AppState,
+    actor: Actor<'_>,
+    account: NewAccount,
+    client: &Client,
+) -> Result<(i64, Option<Sent>)> {
+    if account.send_set_password_mail {
+        require_mail(
+            state,
+            "Mailing a link to choose a password needs a mail server (--smtp-url).",
+        )?;
+    }
+    if state.storage.username_taken(&account.username).await? {
+        return Err(Error::UsernameTaken);
+    }
+    if state.storage.email_taken(&account.email).await? {
+        return Err(Error::EmailTaken);
+    }
+    let password_hash = match &account.password {
+        Some(password) => state.passwords.hash(password).await?,
+        None => NO_PASSWORD.to_owned(),
+    };
+    let mut roles = account.roles;
+    if roles.is_empty() {
+        roles.push(Role::User);
+    }
+    roles.sort();
+    roles.dedup();
+    let id = state
+        .storage
+        .insert_user(&NewUser {
+            username: &account.username,
+            email: &account.email,
+            password_hash: &password_hash,
+            roles: &roles,
+            email_verified_at: account.email_verified.then(unix_now),
+        })
+        .await?;
+    state
+        .audit(
+            actor.audit(
+                AuditEvent {
+                    detail: Some(
+                        roles
+                            .iter()
+                            .map(|r| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
+                    ..AuditEvent::new(AuditKind::Signup, Some(id))
+                },
+                client,
+            ),
+        )
+        .await;
+    let user = state
+        .storage
+        .user_by_id(id)
+        .await?
+        .ok_or(Error::NotFound("User not found."))?;
+    let sent = if account.send_set_password_mail {
+        Some(reset::send_set_password(state, &user, true).await?)
+    } else {
+        if !account.email_verified {
+            verify::after_signup(state, id).await;
+        }
+        None
+    };
+    Ok((id, sent))
+}
+
+/// Sets a user's password: every session and access token of theirs ends.
+pub async fn set_password(
+    state: &AppState,
+    actor: Actor<'_>,
+    user_id: i64,
+    password: &Password,
+    client: &Client,
+) -> Result<()> {
+    let user = state
+        .storage
+        .user_by_id(user_id)
+        .await?
+        .ok_or(Error::NotFound("User not found."))?;
+    let hash = state.passwords.hash(password).await?;
+    reset::set_password(state, &user, &hash, None).await?;
+    state
+        .audit(actor.audit(
+            AuditEvent::new(AuditKind::PasswordSetByAdmin, Some(user_id)),
+            client,
+        ))
+        .await;
+    Ok(())
+}
+
+/// Mails a user a link to choose a new password (their first, if they have none).
+pub async fn send_reset(
+    state: &AppState,
+    actor: Actor<'_>,
+    user_id: i64,
+    client: &Client,
+) -> Result<()> {
+    let user = state
+        .storage
+        .user_by_id(user_id)
+        .await?
+        .ok_or(Error::NotFound("User not found."))?;
+    let first = user.password_hash == NO_PASSWORD;
+    if reset::send_set_password(state, &user, first).await? == Sent::Throttled {
+        return Err(Error::MailThrottled);
+    }
+    state
+        .audit(actor.audit(
+            AuditEvent {
+                detail: Some("by an admin".to_owned()),
+                ..AuditEvent::new(AuditKind::PasswordResetRequested, Some(user_id))
+            },
+            client,
+        ))
+        .await;
+    Ok(())
+}
+
+/// Marks a user's address as verified.
+pub async fn mark_email_verified(
+    state: &AppState,
+    actor: Actor<'_>,
+    user_id: i64,
+    client: &Client,
+) -> Result<()> {
+    if !state
+        .storage
+        .mark_email_verified(user_id, unix_now())
+        .await?
+    {
+        return Err(Error::NotFound("User not found."));
+    }
+    state
+        .audit(actor.audit(
+            AuditEvent::new(AuditKind::EmailVerified, Some(user_id)),
+            client,
+        ))
+        .await;
+    Ok(())
 }

@@ -3,5 +3,6 @@
 pub mod accounts;
 pub mod admin;
 pub mod clients;
+pub mod email;
 pub mod keys;
 pub mod sessions;

@@ -1,10 +1,13 @@
 //! The admin API. Every handler takes `RequireRole<Admin>`.
 
 use api::{
-    Role,
-    wire::{AdminUser, AuditEntry, AuditPage, MessageBody, SetRolesRequest, UserList},
+    Email, Password, Role, Username,
+    wire::{
+        AdminUser, AuditEntry, AuditPage, CreateUserRequest, MessageBody, SessionInfo,
+        SetPasswordRequest, SetRolesRequest, UserList,
+    },
 };
-use axum::extract::State;
+use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 
@@ -12,7 +15,10 @@ use super::extract::{Admin, ClientInfo, Json, Path, Query, RequireRole};
 use crate::{
     audit::AuditKind,
     clock::rfc3339,
-    domain::admin::{Actor, UserChange, change_user, end_user_sessions},
+    domain::{
+        admin::{self, Actor, NewAccount, UserChange, change_user, end_user_sessions},
+        email::Sent,
+    },
     error::{Error, Result},
     state::AppState,
     storage::UserRecord,
@@ -68,6 +74,8 @@ fn admin_user(user: UserRecord) -> AdminUser {
         email: user.email,
         disabled: user.disabled,
         created_at: user.created_at.format(&Rfc3339).unwrap_or_default(),
+        email_verified: user.email_verified_at.is_some(),
+        last_signin_at: user.last_signin_at.map(crate::clock::rfc3339),
     }
 }
 
@@ -239,4 +247,90 @@ pub async fn audit(
         per_page,
         total,
     }))
+}
+
+/// `POST /api/admin/users`: creates a user with any roles; without a password, the user is
+/// mailed a link to choose one (unless `sendSetPasswordMail` is false).
+pub async fn create_user(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<Admin>,
+    client: ClientInfo,
+    Json(body): Json<CreateUserRequest>,
+) -> Result<(StatusCode, axum::Json<AdminUser>)> {
+    let password = body.password.as_deref().map(Password::parse).transpose()?;
+    let account = NewAccount {
+        username: Username::parse(&body.username)?,
+        email: Email::parse(&body.email)?,
+        roles: body
+            .roles
+            .iter()
+            .map(|name| Role::parse(name))
+            .collect::<Result<Vec<_>, _>>()?,
+        send_set_password_mail: body.send_set_password_mail.unwrap_or(password.is_none()),
+        password,
+        email_verified: body.email_verified,
+    };
+    let (id, sent) =
+        admin::create_user(&state, Actor::Admin(&admin), account, &client.client()).await?;
+    if sent == Some(Sent::Throttled) {
+        tracing::warn!(user_id = id, "set-password mail throttled for a new user");
+    }
+    let user = get_user(State(state), RequireRole::trusted(admin), Path(id)).await?;
+    Ok((StatusCode::CREATED, user))
+}
+
+/// `PUT /api/admin/users/{id}/password {password}`: ends every session of the user.
+pub async fn set_password(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<Admin>,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+    Json(body): Json<SetPasswordRequest>,
+) -> Result<axum::Json<MessageBody>> {
+    let password = Password::parse(&body.password)?;
+    admin::set_password(
+        &state,
+        Actor::Admin(&admin),
+        id,
+        &password,
+        &client.client(),
+    )
+    .await?;
+    Ok(done("Password set. The user's sessions were ended."))
+}
+
+/// `POST /api/admin/users/{id}/password-reset`: mails the user a link to choose a password.
+pub async fn send_reset(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<Admin>,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<MessageBody>> {
+    admin::send_reset(&state, Actor::Admin(&admin), id, &client.client()).await?;
+    Ok(done("A message to choose a new password is on its way."))
+}
+
+/// `POST /api/admin/users/{id}/verify-email`.
+pub async fn verify_email(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<Admin>,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<MessageBody>> {
+    admin::mark_email_verified(&state, Actor::Admin(&admin), id, &client.client()).await?;
+    Ok(done("Email address marked as verified."))
+}
+
+/// `GET /api/admin/users/{id}/sessions`: the user's live sessions.
+pub async fn user_sessions(
+    State(state): State<AppState>,
+    _: RequireRole<Admin>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Vec<SessionInfo>>> {
+    if state.storage.user_by_id(id).await?.is_none() {
+        return Err(Error::NotFound("User not found."));
+    }
+    Ok(axum::Json(
+        super::sessions::sessions_of(&state, id, None).await?,
+    ))
 }

@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 use api::{
     Email, Password, Role, Username,
     wire::{
-        MessageBody, RefreshResponse, RefreshTokenRequest, RefreshTokenResponse, SigninRequest,
-        SigninResponse, SignupRequest, messages,
+        LoginRequest, LoginResponse, LoginUser, MessageBody, RefreshResponse, RefreshTokenRequest,
+        RefreshTokenResponse, SigninRequest, SigninResponse, SignupRequest, messages,
     },
 };
 use axum::{
     Json as JsonResponse,
     extract::State,
-    http::{HeaderMap, HeaderValue, header},
+    http::{HeaderMap, HeaderName, HeaderValue, header},
     response::{AppendHeaders, IntoResponse},
 };
 
@@ -23,11 +23,12 @@ use super::{
 use crate::{
     domain::{
         accounts::{self, SignUp},
-        sessions,
+        sessions::{self, Grant},
     },
     error::{Error, RefreshFailure, Result},
     limits::Limit,
     state::AppState,
+    tokens::IssuedToken,
 };
 
 /// `POST /api/auth/signup`. The per-IP limit is for anonymous clients: an admin provisioning
@@ -74,25 +75,15 @@ pub async fn signin(
     state.limits.check(Limit::Signin, client.ip)?;
     let signed_in =
         accounts::sign_in(&state, &body.username, &body.password, &client.client()).await?;
+    let session_cookies = session_cookies(&state, &signed_in.access, &signed_in.grant);
     let user = signed_in.user;
-    let https = state.settings.https;
-    let cookies = AppendHeaders([
-        (
-            header::SET_COOKIE,
-            cookies::set_refresh(&signed_in.grant, https),
-        ),
-        (
-            header::SET_COOKIE,
-            cookies::set_access(&signed_in.access, https),
-        ),
-    ]);
     let refresh_token = state
         .settings
         .refresh_token_in_body
         .then(|| signed_in.grant.refresh_token.expose().to_owned());
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        cookies,
+        session_cookies,
         JsonResponse(SigninResponse {
             // Before the fields that move out of `user`.
             roles: user.authorities(),
@@ -105,6 +96,56 @@ pub async fn signin(
             refresh_token,
         }),
     ))
+}
+
+/// `POST /api/auth/login {email | username, password}`: the production guide's sign-in, by
+/// address or username, with the user (and their highest role) in the answer and the refresh
+/// token in its cookie.
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(body): Json<LoginRequest>,
+) -> Result<impl IntoResponse> {
+    state.limits.check(Limit::Signin, client.ip)?;
+    let name = body
+        .email
+        .as_deref()
+        .or(body.username.as_deref())
+        .ok_or(Error::MissingLoginName)?;
+    let signed_in = accounts::sign_in(&state, name, &body.password, &client.client()).await?;
+    let session_cookies = session_cookies(&state, &signed_in.access, &signed_in.grant);
+    let user = signed_in.user;
+    let role = user.roles.iter().max().copied().unwrap_or(Role::User);
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        session_cookies,
+        JsonResponse(LoginResponse {
+            access_token: signed_in.access.token,
+            token_type: "Bearer".to_owned(),
+            expires_in: signed_in.access.expires_in.as_secs(),
+            user: LoginUser {
+                roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+                role: role.as_str().to_owned(),
+                email_verified: user.email_verified_at.is_some(),
+                id: user.id,
+                username: user.username,
+                email: user.email,
+            },
+        }),
+    ))
+}
+
+/// The refresh and access cookies of a session just opened or refreshed.
+fn session_cookies(
+    state: &AppState,
+    access: &IssuedToken,
+    grant: &Grant,
+) -> AppendHeaders<[(HeaderName, HeaderValue); 2]> {
+    let https = state.settings.https;
+    AppendHeaders([
+        (header::SET_COOKIE, cookies::set_refresh(grant, https)),
+        (header::SET_COOKIE, cookies::set_access(access, https)),
+    ])
 }
 
 /// `POST /api/auth/refresh`: the refresh token comes from the HttpOnly cookie and its
@@ -122,19 +163,9 @@ pub async fn refresh(
     let refreshed = sessions::refresh(&state, &presented, &client.client())
         .await
         .map_err(Error::on_cookie_route)?;
-    let https = state.settings.https;
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        AppendHeaders([
-            (
-                header::SET_COOKIE,
-                cookies::set_refresh(&refreshed.grant, https),
-            ),
-            (
-                header::SET_COOKIE,
-                cookies::set_access(&refreshed.access, https),
-            ),
-        ]),
+        session_cookies(&state, &refreshed.access, &refreshed.grant),
         JsonResponse(RefreshResponse {
             access_token: refreshed.access.token,
             token_type: "Bearer".to_owned(),
@@ -156,19 +187,9 @@ pub async fn refresh_token(
         .filter(|t| !t.is_empty())
         .ok_or(Error::Refresh(RefreshFailure::Missing))?;
     let refreshed = sessions::refresh(&state, &presented, &client.client()).await?;
-    let https = state.settings.https;
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        AppendHeaders([
-            (
-                header::SET_COOKIE,
-                cookies::set_refresh(&refreshed.grant, https),
-            ),
-            (
-                header::SET_COOKIE,
-                cookies::set_access(&refreshed.access, https),
-            ),
-        ]),
+        session_cookies(&state, &refreshed.access, &refreshed.grant),
         JsonResponse(RefreshTokenResponse {
             access_token: refreshed.access.token,
             refresh_token: refreshed.grant.refresh_token.expose().to_owned(),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod authz;
 pub mod content;
 pub mod cookies;
+pub mod email;
 pub mod extract;
 pub mod gate;
 pub mod introspect;

@@ -15,24 +15,30 @@ pub async fn list(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
 ) -> Result<Json<Vec<SessionInfo>>> {
-    let sessions = state
-        .storage
-        .active_sessions(principal.user_id, unix_now())
-        .await?;
     Ok(Json(
-        sessions
-            .into_iter()
-            .map(|s| SessionInfo {
-                current: s.id == principal.session_id,
-                id: s.id,
-                created_at: rfc3339(s.created_at),
-                last_used_at: rfc3339(s.last_used_at),
-                expires_at: rfc3339(s.idle_expires_at.min(s.absolute_expires_at)),
-                user_agent: s.user_agent,
-                ip: s.ip,
-            })
-            .collect(),
+        sessions_of(&state, principal.user_id, Some(&principal.session_id)).await?,
     ))
+}
+
+/// A user's live sessions, `current` marking the one named.
+pub async fn sessions_of(
+    state: &AppState,
+    user_id: i64,
+    current: Option<&str>,
+) -> Result<Vec<SessionInfo>> {
+    let sessions = state.storage.active_sessions(user_id, unix_now()).await?;
+    Ok(sessions
+        .into_iter()
+        .map(|s| SessionInfo {
+            current: current == Some(s.id.as_str()),
+            id: s.id,
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.idle_expires_at.min(s.absolute_expires_at)),
+            user_agent: s.user_agent,
+            ip: s.ip,
+        })
+        .collect())
 }
 
 /// `DELETE /api/auth/sessions/{id}`: ends one of the caller's sessions (the current one too).

@@ -30,6 +30,7 @@ pub async fn me(
         id: user.id,
         username: user.username,
         email: user.email,
+        email_verified: user.email_verified_at.is_some(),
         created_at: user
             .created_at
             .format(&Rfc3339)

@@ -3,7 +3,8 @@
 use super::{Storage, on_pool};
 use crate::{
     audit::{AuditEvent, AuditKind},
-    error::Result,
+    clock::unix_now,
+    error::{Error, Result},
 };
 
 /// An event as stored.
@@ -20,6 +21,22 @@ pub struct AuditRecord {
 }
 
 impl Storage {
+    /// Records an audit event. A failure to record is logged, not passed on: the action it
+    /// describes has already happened.
+    pub async fn audit(&self, event: AuditEvent) {
+        match self.record_audit(&event, unix_now()).await {
+            Ok(()) => {}
+            // Logged once for the whole outage, not once per event.
+            Err(Error::Unavailable(unavailable)) => {
+                self.report_unavailable(unavailable);
+                tracing::debug!(kind = event.kind.as_str(), "audit event not recorded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, kind = event.kind.as_str(), "could not record audit event");
+            }
+        }
+    }
+
     pub async fn record_audit(&self, event: &AuditEvent, now: i64) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query(

@@ -3,6 +3,7 @@
 
 mod audit;
 mod clients;
+mod email_tokens;
 mod health;
 mod keys;
 mod revocations;
@@ -25,6 +26,9 @@ use sqlx::{
 
 pub use audit::AuditRecord;
 pub use clients::ClientRecord;
+pub use email_tokens::{
+    EmailToken, NewEmailToken, PasswordReplacement, Purpose, ReportToken, SEND_WINDOW_SECS,
+};
 pub use health::Health;
 pub use keys::StoredKey;
 pub use revocations::{REVOCATION_CHANNEL, Revocation, RevocationNotice};

@@ -143,6 +143,14 @@ impl Storage {
             .bind(now - 86_400)
             .execute(pool)
             .await?;
+            // Used and expired mail tokens, once their hour of send counting is over.
+            sqlx::query(
+                "DELETE FROM email_tokens WHERE expires_at <= $1 AND window_started_at <= $2",
+            )
+            .bind(now)
+            .bind(now - super::email_tokens::SEND_WINDOW_SECS)
+            .execute(pool)
+            .await?;
             // A name's failures are forgotten a day after the last one, once no back-off runs.
             sqlx::query(
                 "DELETE FROM signin_throttle WHERE last_failed_at <= $1 \

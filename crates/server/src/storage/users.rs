@@ -23,6 +23,9 @@ pub struct UserRecord {
     pub token_version: i64,
     /// Bumped when the password changes; a session opens only for the version verified.
     pub credential_version: i64,
+    /// When the current address was proven (unix time), if it was.
+    pub email_verified_at: Option<i64>,
+    pub last_signin_at: Option<i64>,
 }
 
 impl UserRecord {
@@ -42,6 +45,8 @@ pub struct NewUser<'a> {
     pub email: &'a Email,
     pub password_hash: &'a str,
     pub roles: &'a [Role],
+    /// When the address was proven, if it already is (an admin's word).
+    pub email_verified_at: Option<i64>,
 }
 
 /// Inside a transaction `$tx` on either back end: gives the user each role of `$roles`.
@@ -59,10 +64,21 @@ macro_rules! insert_roles {
     };
 }
 
-type UserRow = (i64, String, String, String, OffsetDateTime, bool, i64, i64);
+type UserRow = (
+    i64,
+    String,
+    String,
+    String,
+    OffsetDateTime,
+    bool,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 const SELECT_USER: &str = "SELECT id, username, email, password_hash, created_at, disabled, \
-     token_version, credential_version FROM users";
+     token_version, credential_version, email_verified_at, last_signin_at FROM users";
 
 /// A page of users.
 #[derive(Debug, Clone)]
@@ -109,13 +125,14 @@ impl Storage {
             async {
                 let mut tx = pool.begin().await?;
                 let (id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO users (username, email, password_hash, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                    "INSERT INTO users (username, email, password_hash, created_at, updated_at, \
+                     email_verified_at) VALUES ($1, $2, $3, $4, $4, $5) RETURNING id",
                 )
                 .bind(user.username.as_str())
                 .bind(user.email.as_str())
                 .bind(user.password_hash)
                 .bind(now)
+                .bind(user.email_verified_at)
                 .fetch_one(&mut *tx)
                 .await?;
                 insert_roles!(tx, id, user.roles);
@@ -148,6 +165,17 @@ impl Storage {
         self.with_roles(row).await
     }
 
+    /// Looks a user up by address (addresses are stored in canonical form).
+    pub async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>> {
+        let row: Option<UserRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!("{SELECT_USER} WHERE email = $1"))
+                .bind(email.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        self.with_roles(row).await
+    }
+
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>> {
         let row: Option<UserRow> = on_pool!(self, |pool| {
             sqlx::query_as(&format!("{SELECT_USER} WHERE id = $1"))
@@ -170,6 +198,19 @@ impl Storage {
             users.extend(self.with_roles(Some(row)).await?);
         }
         Ok(users)
+    }
+
+    /// Records a successful sign-in's time.
+    pub async fn note_signin(&self, user_id: i64, now: i64) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE users SET last_signin_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(user_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
     }
 
     pub async fn set_password_hash(&self, user_id: i64, password_hash: &str) -> Result<()> {
@@ -255,6 +296,8 @@ impl Storage {
             disabled,
             token_version,
             credential_version,
+            email_verified_at,
+            last_signin_at,
         )) = row
         else {
             return Ok(None);
@@ -269,6 +312,8 @@ impl Storage {
             disabled,
             token_version,
             credential_version,
+            email_verified_at,
+            last_signin_at,
         }))
     }
 
