@@ -1,6 +1,7 @@
 //! The web UI, embedded at build time: `index.html` for the app's routes, and content-named
 //! assets cached forever.
 
+use api::wire::paths;
 use axum::{
     extract::Path,
     http::{HeaderValue, Method, Uri, header},
@@ -24,7 +25,16 @@ mod built {
 pub use built::ASSETS;
 
 /// The UI's pages that Tollgate keeps in gate mode (see `app`).
-pub const GATE_MODE_PAGES: [&str; 3] = ["/login", "/register", "/profile"];
+pub const GATE_MODE_PAGES: [&str; 8] = [
+    "/login",
+    "/register",
+    "/profile",
+    "/forgot-password",
+    paths::PAGE_RESET_PASSWORD,
+    paths::PAGE_VERIFY_EMAIL,
+    paths::PAGE_CONFIRM_EMAIL,
+    paths::PAGE_REPORT_EMAIL,
+];
 
 /// `index.html`: never cached, so a new release is picked up at the next load.
 pub async fn index() -> Response {

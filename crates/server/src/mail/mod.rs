@@ -148,6 +148,8 @@ pub struct MailSettings {
     pub retry_base: Duration,
     /// Messages waiting to be sent at most; beyond, a message is refused (logged and audited).
     pub queue_capacity: usize,
+    /// The least time between two mails of one purpose (a reset, a verification) to one user.
+    pub send_cooldown: Duration,
 }
 
 impl Default for MailSettings {
@@ -157,6 +159,7 @@ impl Default for MailSettings {
             max_attempts: 5,
             retry_base: Duration::from_secs(2),
             queue_capacity: 1000,
+            send_cooldown: Duration::from_secs(60),
         }
     }
 }

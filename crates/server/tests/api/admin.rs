@@ -35,6 +35,7 @@ async fn add_users(app: &TestApp, users: &[(&str, &str, &[Role])]) -> Vec<i64> {
                     email: &api::Email::parse(email).unwrap(),
                     password_hash: &hash,
                     roles,
+                    email_verified_at: None,
                 })
                 .await
                 .unwrap(),
@@ -562,6 +563,8 @@ async fn an_admin_sees_a_users_fields() {
             "roles": ["ROLE_USER"],
             "disabled": false,
             "createdAt": created_at,
+            "emailVerified": false,
+            "lastSigninAt": null,
         })
     );
     let created = OffsetDateTime::parse(&created_at, &Rfc3339).unwrap();

@@ -7,12 +7,15 @@ mod binary;
 mod connections;
 mod content;
 mod disk;
+mod email;
 mod gaps;
 mod gate;
 mod guide;
 mod hardening;
 mod input;
 mod introspect;
+#[path = "../support/mail_sink.rs"]
+mod mail_sink;
 mod nodes;
 mod outage;
 mod proxies;

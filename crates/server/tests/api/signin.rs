@@ -110,6 +110,7 @@ async fn tutorial_bcrypt_hashes_verify_and_are_upgraded_to_argon2id() {
                 email: &api::Email::parse(&format!("{name}@example.com")).unwrap(),
                 password_hash: &hash,
                 roles: &[Role::User],
+                email_verified_at: None,
             })
             .await
             .unwrap();

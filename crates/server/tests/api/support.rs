@@ -21,6 +21,8 @@ use tempfile::TempDir;
 use tollgate::{AppState, app, config::Settings, storage::Storage};
 use tower::{ServiceExt, util::BoxCloneSyncService};
 
+pub use crate::mail_sink::MailSink;
+
 pub const PASSWORD: &str = "correct horse battery";
 
 /// A database URL for one test, and the temporary directory that holds it (SQLite).
@@ -133,6 +135,25 @@ impl TestApp {
     pub async fn with_settings(change: impl FnOnce(&mut Settings)) -> Self {
         let db = TestDatabase::fresh().await;
         Self::on(db, change).await
+    }
+
+    /// An app that mails through a real SMTP server on loopback, or `None` when the test must
+    /// be skipped (see [`MailSink`]). Retries are quick and nothing is throttled by time.
+    pub async fn with_mail(change: impl FnOnce(&mut Settings)) -> Option<(Self, MailSink)> {
+        let sink = MailSink::start().await?;
+        let url = sink.smtp_url();
+        let app = Self::with_settings(|settings| {
+            settings.mail.smtp = Some(
+                tollgate::mail::SmtpSettings::parse(&url, None, "Tollgate <auth@tollgate.test>")
+                    .unwrap(),
+            );
+            settings.mail.retry_base = std::time::Duration::from_millis(100);
+            settings.mail.send_cooldown = std::time::Duration::ZERO;
+            settings.public_url = "http://tollgate.test".to_owned();
+            change(settings);
+        })
+        .await;
+        Some((app, sink))
     }
 
     /// Another app (a restart, or a second node) on an existing database.
@@ -253,6 +274,7 @@ impl TestApp {
                 email: &api::Email::parse(&format!("{username}@example.com")).unwrap(),
                 password_hash: &hash,
                 roles,
+                email_verified_at: None,
             })
             .await
             .unwrap();

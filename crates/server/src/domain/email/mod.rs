@@ -20,8 +20,6 @@ use crate::{
 
 /// Wrong codes a token survives; the last one voids it.
 pub const MAX_CODE_ATTEMPTS: i64 = 5;
-/// The least time between two mails of one purpose to one user.
-pub const SEND_COOLDOWN_SECS: i64 = 60;
 /// Mails of one purpose to one user per hour at most.
 pub const MAX_SENDS_PER_HOUR: i64 = 5;
 
@@ -63,7 +61,7 @@ pub async fn send_token(
 ) -> Result<Sent> {
     let now = unix_now();
     if let Some(previous) = state.storage.email_token(user.id, kind.purpose).await?
-        && throttled(&previous, now)
+        && throttled(&previous, now, state.settings.mail.send_cooldown)
     {
         tracing::debug!(
             user_id = user.id,
@@ -92,8 +90,8 @@ pub async fn send_token(
     Ok(Sent::Queued)
 }
 
-fn throttled(previous: &EmailToken, now: i64) -> bool {
-    previous.created_at > now - SEND_COOLDOWN_SECS
+fn throttled(previous: &EmailToken, now: i64, cooldown: Duration) -> bool {
+    previous.created_at > now.saturating_sub_unsigned(cooldown.as_secs())
         || (previous.window_started_at > now - SEND_WINDOW_SECS
             && previous.sends >= MAX_SENDS_PER_HOUR)
 }
