@@ -16,6 +16,11 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use serde_json::json;
 
+// Shared with the API tests, which use all of it.
+#[allow(dead_code)]
+#[path = "support/mail_sink.rs"]
+mod mail_sink;
+
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const PASSWORD: &str = "correct horse battery";
@@ -83,6 +88,8 @@ async fn start_server_with(dir: tempfile::TempDir, extra: &[String]) -> Server {
         .args([
             "--bind",
             &format!("127.0.0.1:{port}"),
+            "--public-url",
+            &format!("http://127.0.0.1:{port}"),
             "--access-token-ttl",
             &format!("{ACCESS_TTL_SECS}s"),
             "--rate-limit-signin",
@@ -608,5 +615,108 @@ async fn a_page_behind_the_gate_follows_the_ui_session() {
     expect_path(&root, "/login").await;
     root.goto(&format!("{base}/app/page")).await.unwrap();
     expect_path(&root, "/login?redirect=%2Fapp%2Fpage").await;
+    root.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_from_the_mail_and_the_address_changed_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let Some(sink) = mail_sink::MailSink::start().await else {
+        return;
+    };
+    let args = [
+        "--smtp-url".to_owned(),
+        sink.smtp_url(),
+        "--mail-from".to_owned(),
+        "Tollgate <auth@tollgate.test>".to_owned(),
+    ];
+    let server = start_server_with(tempfile::tempdir().unwrap(), &args).await;
+    let base = server.base.clone();
+    let driver = start_driver().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let root = browser(&driver, &profiles.path().join("root")).await;
+
+    // Forgot password, from the login page.
+    root.goto(&format!("{base}/login")).await.unwrap();
+    click(&root, "#forgot-link").await;
+    expect_path(&root, "/forgot-password").await;
+    type_into(&root, "#forgot-email", "not an address").await;
+    expect_text(&root, "#forgot-email-error", "valid email").await;
+    type_into(&root, "#forgot-email", "root@example.com").await;
+    click(&root, "#forgot-submit").await;
+    expect_text(&root, "#forgot-status", "If an account uses this address").await;
+    screenshots(&root, "forgot-password").await;
+
+    // The mail's link opens the reset page; setting the password there works once.
+    let mail = sink.wait_for("root@example.com", 1).await;
+    assert!(
+        mail.link()
+            .starts_with(&format!("{base}/reset-password?token="))
+    );
+    root.goto(&mail.link()).await.unwrap();
+    type_into(&root, "#reset-new-password", "short").await;
+    expect_text(&root, "#reset-new-password-error", "8 to 128 characters").await;
+    type_into(&root, "#reset-new-password", "a brand new passphrase").await;
+    type_into(&root, "#reset-repeat", "a brand new passphrase").await;
+    screenshots(&root, "reset-password").await;
+    click(&root, "#reset-submit").await;
+    expect_text(&root, "#reset-status", "Your password has been reset").await;
+    click(&root, "#reset-login").await;
+    expect_path(&root, "/login").await;
+
+    // The old password is gone; the new one signs in, by address too.
+    login(&root, &base, "root", PASSWORD).await;
+    expect_text(&root, "#login-error", "Invalid username or password").await;
+    login(&root, &base, "root@example.com", "a brand new passphrase").await;
+    expect_path(&root, "/profile").await;
+    expect_text(&root, "#email-verified", "verified").await;
+
+    // A new address, confirmed with the code mailed to it.
+    type_into(&root, "#new-email", "root@example.org").await;
+    type_into(&root, "#email-current-password", "a brand new passphrase").await;
+    click(&root, "#change-email-submit").await;
+    expect_text(&root, "#change-email-status", "confirm the new address").await;
+    let confirm = sink.wait_for("root@example.org", 1).await;
+    type_into(&root, "#email-code", &confirm.code()).await;
+    click(&root, "#email-code-submit").await;
+    expect_text(&root, "#change-email-status", "has been changed").await;
+    expect_text(&root, "#profile-email", "root@example.org").await;
+    screenshots(&root, "profile-email").await;
+
+    // The old address is told; its link opens the report page.
+    let notice = sink.wait_for("root@example.com", 2).await;
+    root.goto(&notice.link()).await.unwrap();
+    expect_text(&root, "#link-page h1", "Report an email change").await;
+    screenshots(&root, "report-email-change").await;
+
+    // The admin makes an account without a password: its owner is mailed a link; the list
+    // shows the address unverified, and the admin can vouch for it.
+    root.goto(&format!("{base}/admin/users")).await.unwrap();
+    type_into(&root, "#new-username", "newbie").await;
+    type_into(&root, "#new-user-email", "newbie@example.com").await;
+    click(&root, "#create-user-submit").await;
+    expect_text(&root, "#create-user-status", "Created newbie").await;
+    let invite = sink.wait_for("newbie@example.com", 1).await;
+    assert!(
+        invite.subject.contains("account is ready"),
+        "{}",
+        invite.subject
+    );
+    let row = "tr[data-username='newbie']";
+    expect_text(&root, &format!("{row} .email-status"), "email not verified").await;
+    expect_text(&root, &format!("{row} .last-signin"), "never").await;
+    screenshots(&root, "admin-users").await;
+    click(&root, &format!("{row} .mark-verified")).await;
+    expect_text(&root, "#admin-notice", "marked as verified").await;
+    expect_text(&root, &format!("{row} .email-status"), "email verified").await;
+    click(&root, &format!("{row} .show-sessions")).await;
+    expect_text(
+        &root,
+        &format!("{row} .user-sessions"),
+        "No active sessions",
+    )
+    .await;
     root.close().await.unwrap();
 }

@@ -4,8 +4,10 @@
 //! and the route guards send the user to the login page.
 
 use api::wire::{
-    AdminUser, AuditPage, ChangePasswordRequest, MessageBody, Profile, RefreshResponse,
-    SessionInfo, SetRolesRequest, SigninRequest, SigninResponse, SignupRequest, UserList, paths,
+    AdminUser, AuditPage, ChangeEmailRequest, ChangePasswordRequest, ConfirmRequest,
+    CreateUserRequest, ForgotPasswordRequest, MessageBody, Profile, RefreshResponse, ReportRequest,
+    ResetPasswordRequest, SessionInfo, SetPasswordRequest, SetRolesRequest, SigninRequest,
+    SigninResponse, SignupRequest, UserList, paths,
 };
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use gloo_net::http::{Method, RequestBuilder, Response};
@@ -225,6 +227,81 @@ impl Api {
         .await
     }
 
+    /// Asks for a reset code by mail; the answer is the same for every address.
+    pub async fn forgot_password(&self, email: &str) -> ApiResult<String> {
+        let body = json(&ForgotPasswordRequest {
+            email: email.to_owned(),
+        });
+        self.message(Method::POST, paths::PASSWORD_FORGOT, body)
+            .await
+    }
+
+    pub async fn reset_password(&self, request: &ResetPasswordRequest) -> ApiResult<String> {
+        self.message(Method::POST, paths::PASSWORD_RESET, json(request))
+            .await
+    }
+
+    /// Verifies the address with the link's token, or (signed in) the mailed code.
+    pub async fn verify_email(&self, proof: Proof) -> ApiResult<String> {
+        self.message(Method::POST, paths::VERIFY_EMAIL, json(&proof.request()))
+            .await
+    }
+
+    /// Mails the signed-in user a new verification code.
+    pub async fn resend_verification(&self) -> ApiResult<String> {
+        self.message(
+            Method::POST,
+            paths::VERIFY_EMAIL_RESEND,
+            Body::Json(serde_json::json!({})),
+        )
+        .await
+    }
+
+    pub async fn change_email(&self, new_email: &str, current_password: &str) -> ApiResult<String> {
+        let body = json(&ChangeEmailRequest {
+            new_email: new_email.to_owned(),
+            current_password: current_password.to_owned(),
+        });
+        self.message(Method::POST, paths::EMAIL, body).await
+    }
+
+    /// Confirms a new address with the link's token, or (signed in) the mailed code.
+    pub async fn confirm_email(&self, proof: Proof) -> ApiResult<String> {
+        self.message(Method::POST, paths::EMAIL_CONFIRM, json(&proof.request()))
+            .await
+    }
+
+    pub async fn report_email_change(&self, token: &str) -> ApiResult<String> {
+        let body = json(&ReportRequest {
+            token: token.to_owned(),
+        });
+        self.message(Method::POST, paths::EMAIL_REPORT, body).await
+    }
+
+    pub async fn create_user(&self, request: &CreateUserRequest) -> ApiResult<AdminUser> {
+        let response = self
+            .send(Method::POST, paths::ADMIN_USERS, json(request))
+            .await?;
+        read(response).await
+    }
+
+    pub async fn set_user_password(&self, id: i64, password: &str) -> ApiResult<String> {
+        let body = json(&SetPasswordRequest {
+            password: password.to_owned(),
+        });
+        self.message(
+            Method::PUT,
+            &format!("{}/{id}/password", paths::ADMIN_USERS),
+            body,
+        )
+        .await
+    }
+
+    pub async fn user_sessions(&self, id: i64) -> ApiResult<Vec<SessionInfo>> {
+        self.get_json(&format!("{}/{id}/sessions", paths::ADMIN_USERS))
+            .await
+    }
+
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> ApiResult<T> {
         read(self.send(Method::GET, path, Body::None).await?).await
     }
@@ -232,6 +309,28 @@ impl Api {
     async fn message(&self, method: Method, path: &str, body: Body) -> ApiResult<String> {
         let response = self.send(method, path, body).await?;
         Ok(read::<MessageBody>(response).await?.message)
+    }
+}
+
+/// What proves a mailed confirmation: the link's token or the typed code.
+#[derive(Debug, Clone)]
+pub enum Proof {
+    Token(String),
+    Code(String),
+}
+
+impl Proof {
+    fn request(self) -> ConfirmRequest {
+        match self {
+            Proof::Token(token) => ConfirmRequest {
+                token: Some(token),
+                code: None,
+            },
+            Proof::Code(code) => ConfirmRequest {
+                token: None,
+                code: Some(code),
+            },
+        }
     }
 }
 

@@ -15,10 +15,12 @@ use crate::{
     pages::{
         admin::AdminPage,
         boards::{AdminBoard, ModeratorBoard, UserBoard},
+        email_links::{ConfirmEmail, ReportEmailChange, VerifyEmail},
         home::Home,
         login::Login,
         not_found::NotFound,
         profile::ProfilePage,
+        recovery::{ForgotPassword, ResetPassword},
         register::Register,
     },
     session::{Session, use_session},
@@ -40,6 +42,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=Home/>
                     <Route path=path!("/login") view=Login/>
                     <Route path=path!("/register") view=Register/>
+                    <Route path=path!("/forgot-password") view=ForgotPassword/>
+                    <Route path=path!("/reset-password") view=ResetPassword/>
+                    <Route path=path!("/verify-email") view=VerifyEmail/>
+                    <Route path=path!("/confirm-email") view=ConfirmEmail/>
+                    <Route path=path!("/report-email-change") view=ReportEmailChange/>
                     <Route path=path!("/profile") view=|| view! { <Guard><ProfilePage/></Guard> }/>
                     <Route path=path!("/user") view=|| view! { <Guard><UserBoard/></Guard> }/>
                     <Route
@@ -135,15 +142,32 @@ fn Guard(#[prop(optional)] role: Option<Role>, children: ChildrenFn) -> impl Int
             );
         }
     });
-    move || {
+    // A memo, so that the page is rebuilt only when the verdict changes, not whenever the
+    // profile is reloaded (which would reset the page's forms).
+    let verdict = Memo::new(move |_| {
         if !session.ready.get() {
-            view! { <p class="loading" role="status">"Loading…"</p> }.into_any()
+            Verdict::Loading
         } else if !session.signed_in() {
-            ().into_any()
+            Verdict::SignedOut
         } else if role.is_some_and(|role| !session.has_role(role)) {
-            view! { <AccessDenied/> }.into_any()
+            Verdict::Denied
         } else {
-            children().into_any()
+            Verdict::Allowed
         }
+    });
+    move || match verdict.get() {
+        Verdict::Loading => view! { <p class="loading" role="status">"Loading…"</p> }.into_any(),
+        Verdict::SignedOut => ().into_any(),
+        Verdict::Denied => view! { <AccessDenied/> }.into_any(),
+        Verdict::Allowed => children().into_any(),
     }
+}
+
+/// What a [`Guard`] shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Loading,
+    SignedOut,
+    Denied,
+    Allowed,
 }

@@ -58,9 +58,19 @@ async fn a_forgotten_password_is_reset_with_the_mailed_code_once() {
     answer.assert(StatusCode::OK);
     assert_eq!(answer.header("cache-control"), Some("no-store"));
     let mail = sink.wait_for(&address, 2).await;
-    assert!(mail.subject.contains("Reset your Tollgate password"), "{}", mail.subject);
-    assert!(mail.link().starts_with("http://tollgate.test/reset-password?token="));
-    assert!(mail.html.contains(&mail.code()), "the HTML part carries the code too");
+    assert!(
+        mail.subject.contains("Reset your Tollgate password"),
+        "{}",
+        mail.subject
+    );
+    assert!(
+        mail.link()
+            .starts_with("http://tollgate.test/reset-password?token=")
+    );
+    assert!(
+        mail.html.contains(&mail.code()),
+        "the HTML part carries the code too"
+    );
 
     let reset = json!({"email": address, "code": mail.code(), "newPassword": NEW_PASSWORD});
     app.post("/api/auth/password/reset", reset.clone(), None)
@@ -69,9 +79,12 @@ async fn a_forgotten_password_is_reset_with_the_mailed_code_once() {
     app.signin("alice", PASSWORD)
         .await
         .assert(StatusCode::UNAUTHORIZED);
-    app.signin("alice", NEW_PASSWORD).await.assert(StatusCode::OK);
+    app.signin("alice", NEW_PASSWORD)
+        .await
+        .assert(StatusCode::OK);
     // Single use.
-    let again = json!({"email": address, "code": mail.code(), "newPassword": "yet another passphrase"});
+    let again =
+        json!({"email": address, "code": mail.code(), "newPassword": "yet another passphrase"});
     let refused = app.post("/api/auth/password/reset", again, None).await;
     refused.assert(StatusCode::BAD_REQUEST);
     assert!(refused.message().contains("invalid or has expired"));
@@ -101,7 +114,9 @@ async fn the_link_resets_too_and_opening_it_consumes_nothing() {
     forgot(&app, &address).await.assert(StatusCode::OK);
     let mail = sink.wait_for(&address, 2).await;
     // A mail scanner opening the link gets the page, and the token still works.
-    let page = app.get(&mail.link().replace("http://tollgate.test", ""), None).await;
+    let page = app
+        .get(&mail.link().replace("http://tollgate.test", ""), None)
+        .await;
     page.assert(StatusCode::OK);
     let reset = json!({"token": mail.token(), "newPassword": NEW_PASSWORD});
     app.post("/api/auth/password/reset", reset.clone(), None)
@@ -177,7 +192,11 @@ async fn codes_die_after_five_wrong_tries_and_when_a_newer_one_is_sent() {
     .assert(StatusCode::BAD_REQUEST);
     // Five wrong codes (the void one counted), and the right one is refused too.
     for wrong in ["0000 0000", "1111 1111", "2222 2222", "3333 3333"] {
-        let wrong = if wrong == second.code() { "4444 4444" } else { wrong };
+        let wrong = if wrong == second.code() {
+            "4444 4444"
+        } else {
+            wrong
+        };
         app.post("/api/auth/password/reset", with(wrong), None)
             .await
             .assert(StatusCode::BAD_REQUEST);
@@ -200,10 +219,18 @@ async fn a_second_request_within_the_cooldown_sends_nothing_and_says_nothing() {
     assert_eq!((first.status, first.body), (second.status, second.body));
     // Resending verification: the same answer for a known address (throttled) and an unknown one.
     let known = app
-        .post("/api/auth/verify-email/resend", json!({"email": address}), None)
+        .post(
+            "/api/auth/verify-email/resend",
+            json!({"email": address}),
+            None,
+        )
         .await;
     let unknown = app
-        .post("/api/auth/verify-email/resend", json!({"email": "nobody@example.com"}), None)
+        .post(
+            "/api/auth/verify-email/resend",
+            json!({"email": "nobody@example.com"}),
+            None,
+        )
         .await;
     known.assert(StatusCode::OK);
     assert_eq!((known.status, known.body), (unknown.status, unknown.body));
@@ -217,7 +244,10 @@ async fn sign_up_mails_a_verification_that_the_link_or_the_code_completes() {
     let address = signed_up(&app, &sink, "frank").await;
     let mail = sink.wait_for(&address, 1).await;
     assert!(mail.subject.contains("Confirm your email address"));
-    assert!(mail.link().starts_with("http://tollgate.test/verify-email?token="));
+    assert!(
+        mail.link()
+            .starts_with("http://tollgate.test/verify-email?token=")
+    );
     let token = app.token_for("frank").await;
     assert_eq!(
         app.get("/api/user/me", Some(&token)).await.json()["emailVerified"],
@@ -227,20 +257,32 @@ async fn sign_up_mails_a_verification_that_the_link_or_the_code_completes() {
     app.post("/api/auth/verify-email", json!({"code": mail.code()}), None)
         .await
         .assert(StatusCode::UNAUTHORIZED);
-    app.post("/api/auth/verify-email", json!({"code": "0000 0001"}), Some(&token))
-        .await
-        .assert(StatusCode::BAD_REQUEST);
-    app.post("/api/auth/verify-email", json!({"code": mail.code()}), Some(&token))
-        .await
-        .assert(StatusCode::OK);
+    app.post(
+        "/api/auth/verify-email",
+        json!({"code": "0000 0001"}),
+        Some(&token),
+    )
+    .await
+    .assert(StatusCode::BAD_REQUEST);
+    app.post(
+        "/api/auth/verify-email",
+        json!({"code": mail.code()}),
+        Some(&token),
+    )
+    .await
+    .assert(StatusCode::OK);
     assert_eq!(
         app.get("/api/user/me", Some(&token)).await.json()["emailVerified"],
         true
     );
     // Used: the link is spent too.
-    app.post("/api/auth/verify-email", json!({"token": mail.token()}), None)
-        .await
-        .assert(StatusCode::BAD_REQUEST);
+    app.post(
+        "/api/auth/verify-email",
+        json!({"token": mail.token()}),
+        None,
+    )
+    .await
+    .assert(StatusCode::BAD_REQUEST);
     app.post("/api/auth/verify-email", json!({}), None)
         .await
         .assert(StatusCode::BAD_REQUEST);
@@ -248,16 +290,28 @@ async fn sign_up_mails_a_verification_that_the_link_or_the_code_completes() {
     // On demand, then by the link, signed out.
     let grace = signed_up(&app, &sink, "grace").await;
     let grace_token = app.token_for("grace").await;
-    app.post("/api/auth/verify-email/resend", json!({}), Some(&grace_token))
-        .await
-        .assert(StatusCode::OK);
+    app.post(
+        "/api/auth/verify-email/resend",
+        json!({}),
+        Some(&grace_token),
+    )
+    .await
+    .assert(StatusCode::OK);
     let second = sink.wait_for(&grace, 2).await;
-    app.post("/api/auth/verify-email", json!({"token": second.token()}), None)
-        .await
-        .assert(StatusCode::OK);
+    app.post(
+        "/api/auth/verify-email",
+        json!({"token": second.token()}),
+        None,
+    )
+    .await
+    .assert(StatusCode::OK);
     let first = sink.wait_for(&grace, 1).await;
     assert_ne!(first.token(), second.token());
-    assert!(audit_kinds(&app).await.contains(&"email_verified".to_owned()));
+    assert!(
+        audit_kinds(&app)
+            .await
+            .contains(&"email_verified".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -274,9 +328,13 @@ async fn required_verification_refuses_sign_in_until_the_address_is_proven() {
         .await
         .assert(StatusCode::UNAUTHORIZED);
     let mail = sink.wait_for(&address, 1).await;
-    app.post("/api/auth/verify-email", json!({"token": mail.token()}), None)
-        .await
-        .assert(StatusCode::OK);
+    app.post(
+        "/api/auth/verify-email",
+        json!({"token": mail.token()}),
+        None,
+    )
+    .await
+    .assert(StatusCode::OK);
     app.signin("heidi", PASSWORD).await.assert(StatusCode::OK);
 }
 
@@ -285,10 +343,15 @@ async fn an_email_change_takes_effect_when_the_new_address_confirms_and_can_be_r
     let (app, sink) = app_with_mail!();
     let old = signed_up(&app, &sink, "ivan").await;
     let session = app.session("ivan").await;
-    let change = |password: &str| json!({"newEmail": "ivan@example.org", "currentPassword": password});
-    app.post("/api/user/email", change("wrong password here"), Some(&session.access))
-        .await
-        .assert(StatusCode::BAD_REQUEST);
+    let change =
+        |password: &str| json!({"newEmail": "ivan@example.org", "currentPassword": password});
+    app.post(
+        "/api/user/email",
+        change("wrong password here"),
+        Some(&session.access),
+    )
+    .await
+    .assert(StatusCode::BAD_REQUEST);
     app.post("/api/user/email", change(PASSWORD), None)
         .await
         .assert(StatusCode::UNAUTHORIZED);
@@ -303,26 +366,50 @@ async fn an_email_change_takes_effect_when_the_new_address_confirms_and_can_be_r
         .await
         .assert(StatusCode::OK);
     let confirm = sink.wait_for("ivan@example.org", 1).await;
-    assert!(confirm.link().starts_with("http://tollgate.test/confirm-email?token="));
+    assert!(
+        confirm
+            .link()
+            .starts_with("http://tollgate.test/confirm-email?token=")
+    );
     // Nothing changes before the new address confirms.
     let me = app.get("/api/user/me", Some(&session.access)).await.json();
     assert_eq!(me["email"], old);
-    app.post("/api/auth/email/confirm", json!({"code": confirm.code()}), Some(&session.access))
+    app.post(
+        "/api/auth/email/confirm",
+        json!({"code": confirm.code()}),
+        Some(&session.access),
+    )
+    .await
+    .assert(StatusCode::OK);
+    let me = app.get("/api/user/me", Some(&session.access)).await.json();
+    assert_eq!(
+        (me["email"].as_str(), me["emailVerified"].as_bool()),
+        (Some("ivan@example.org"), Some(true))
+    );
+    app.signin("ivan@example.org", PASSWORD)
         .await
         .assert(StatusCode::OK);
-    let me = app.get("/api/user/me", Some(&session.access)).await.json();
-    assert_eq!((me["email"].as_str(), me["emailVerified"].as_bool()), (Some("ivan@example.org"), Some(true)));
-    app.signin("ivan@example.org", PASSWORD).await.assert(StatusCode::OK);
 
     // The old address is told, with a link to undo it.
     let notice = sink.wait_for(&old, 2).await;
     assert!(notice.text.contains("ivan@example.org"), "{}", notice.text);
-    assert!(notice.link().starts_with("http://tollgate.test/report-email-change?token="));
-    app.post("/api/auth/email/report", json!({"token": notice.token()}), None)
-        .await
-        .assert(StatusCode::OK);
+    assert!(
+        notice
+            .link()
+            .starts_with("http://tollgate.test/report-email-change?token=")
+    );
+    app.post(
+        "/api/auth/email/report",
+        json!({"token": notice.token()}),
+        None,
+    )
+    .await
+    .assert(StatusCode::OK);
     let admin = app.user_with_roles("admin", &[Role::Admin]).await;
-    let users = app.get("/api/admin/users?q=ivan", Some(&admin)).await.json();
+    let users = app
+        .get("/api/admin/users?q=ivan", Some(&admin))
+        .await
+        .json();
     assert_eq!(users["users"][0]["email"], old);
     // Every session ended and the password no longer works: the owner resets it by mail.
     app.refresh(&session.refresh, &[])
@@ -331,10 +418,16 @@ async fn an_email_change_takes_effect_when_the_new_address_confirms_and_can_be_r
     app.get("/api/test/user", Some(&session.access))
         .await
         .assert(StatusCode::UNAUTHORIZED);
-    app.signin("ivan", PASSWORD).await.assert(StatusCode::UNAUTHORIZED);
-    app.post("/api/auth/email/report", json!({"token": notice.token()}), None)
+    app.signin("ivan", PASSWORD)
         .await
-        .assert(StatusCode::BAD_REQUEST);
+        .assert(StatusCode::UNAUTHORIZED);
+    app.post(
+        "/api/auth/email/report",
+        json!({"token": notice.token()}),
+        None,
+    )
+    .await
+    .assert(StatusCode::BAD_REQUEST);
     forgot(&app, &old).await.assert(StatusCode::OK);
     let reset = sink.wait_for(&old, 3).await;
     app.post(
@@ -344,9 +437,15 @@ async fn an_email_change_takes_effect_when_the_new_address_confirms_and_can_be_r
     )
     .await
     .assert(StatusCode::OK);
-    app.signin("ivan", NEW_PASSWORD).await.assert(StatusCode::OK);
+    app.signin("ivan", NEW_PASSWORD)
+        .await
+        .assert(StatusCode::OK);
     let kinds = audit_kinds(&app).await;
-    for kind in ["email_change_requested", "email_changed", "email_change_reported"] {
+    for kind in [
+        "email_change_requested",
+        "email_changed",
+        "email_change_reported",
+    ] {
         assert!(kinds.contains(&kind.to_owned()), "{kind} in {kinds:?}");
     }
 }
@@ -366,13 +465,18 @@ async fn an_address_in_use_gets_no_mail_and_the_answer_does_not_say_so() {
         .await;
     answer.assert(StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.messages_to(&taken).len(), 1, "only mallory's own verification");
+    assert_eq!(
+        sink.messages_to(&taken).len(),
+        1,
+        "only mallory's own verification"
+    );
 }
 
 #[tokio::test]
 async fn the_production_guide_client_signs_in_by_email_refreshes_and_logs_out() {
     let app = TestApp::new().await;
-    app.user_with_roles("root", &[Role::User, Role::Admin]).await;
+    app.user_with_roles("root", &[Role::User, Role::Admin])
+        .await;
     // login({ email, password }) -> { accessToken, user }
     let login = app
         .post(
@@ -392,7 +496,9 @@ async fn the_production_guide_client_signs_in_by_email_refreshes_and_logs_out() 
     assert_eq!(body["user"]["role"], "admin");
     let access = body["accessToken"].as_str().unwrap().to_owned();
     let refresh = login.refresh_cookie().expect("the refresh cookie is set");
-    app.get("/api/test/admin", Some(&access)).await.assert(StatusCode::OK);
+    app.get("/api/test/admin", Some(&access))
+        .await
+        .assert(StatusCode::OK);
     // By username too; and the tutorial's signin takes an address in its username field.
     app.post(
         "/api/auth/login",
@@ -401,7 +507,9 @@ async fn the_production_guide_client_signs_in_by_email_refreshes_and_logs_out() 
     )
     .await
     .assert(StatusCode::OK);
-    app.signin("ROOT@example.com", PASSWORD).await.assert(StatusCode::OK);
+    app.signin("ROOT@example.com", PASSWORD)
+        .await
+        .assert(StatusCode::OK);
     app.post("/api/auth/login", json!({"password": PASSWORD}), None)
         .await
         .assert(StatusCode::BAD_REQUEST);
@@ -424,7 +532,9 @@ async fn the_production_guide_client_signs_in_by_email_refreshes_and_logs_out() 
     app.get("/api/test/user", Some(&access))
         .await
         .assert(StatusCode::UNAUTHORIZED);
-    let user = app.user_with_roles("plain", &[Role::User, Role::Moderator]).await;
+    let user = app
+        .user_with_roles("plain", &[Role::User, Role::Moderator])
+        .await;
     let _ = user;
     let login = app
         .post(
@@ -469,7 +579,9 @@ async fn a_mail_the_server_refuses_or_cannot_reach_is_audited_and_the_answer_is_
     )
     .await
     .assert(StatusCode::OK);
-    forgot(&app, "lena@refuse.example").await.assert(StatusCode::OK);
+    forgot(&app, "lena@refuse.example")
+        .await
+        .assert(StatusCode::OK);
     wait_for_audit(&app, "mail_failed", 2).await;
     drop(sink);
 
@@ -492,10 +604,14 @@ async fn a_mail_the_server_refuses_or_cannot_reach_is_audited_and_the_answer_is_
     })
     .await;
     app.signup("mike").await.assert(StatusCode::OK);
-    forgot(&app, "mike@example.com").await.assert(StatusCode::OK);
+    forgot(&app, "mike@example.com")
+        .await
+        .assert(StatusCode::OK);
     let (events, _) = wait_for_audit(&app, "mail_failed", 2).await;
     assert!(
-        events.iter().any(|e| e.detail.as_deref().unwrap_or("").contains("(3 attempts)")),
+        events
+            .iter()
+            .any(|e| e.detail.as_deref().unwrap_or("").contains("(3 attempts)")),
         "{events:?}"
     );
 }
@@ -537,9 +653,15 @@ async fn admins_create_accounts_that_choose_their_own_password_and_care_for_them
     assert_eq!(created.json()["roles"], json!(["ROLE_MODERATOR"]));
     assert_eq!(created.json()["emailVerified"], false);
     // No password yet: nothing signs in.
-    app.signin("newbie", "").await.assert(StatusCode::UNAUTHORIZED);
+    app.signin("newbie", "")
+        .await
+        .assert(StatusCode::UNAUTHORIZED);
     let invite = sink.wait_for("newbie@example.com", 1).await;
-    assert!(invite.subject.contains("account is ready"), "{}", invite.subject);
+    assert!(
+        invite.subject.contains("account is ready"),
+        "{}",
+        invite.subject
+    );
     app.post(
         "/api/auth/password/reset",
         json!({"token": invite.token(), "newPassword": NEW_PASSWORD}),
@@ -551,7 +673,10 @@ async fn admins_create_accounts_that_choose_their_own_password_and_care_for_them
     session.assert(StatusCode::OK);
 
     // The list shows verification and the last sign-in; the sessions view lists them.
-    let listed = app.get("/api/admin/users?q=newbie", Some(&admin)).await.json();
+    let listed = app
+        .get("/api/admin/users?q=newbie", Some(&admin))
+        .await
+        .json();
     assert_eq!(listed["users"][0]["emailVerified"], true);
     assert!(listed["users"][0]["lastSigninAt"].as_str().is_some());
     let sessions = app
@@ -573,7 +698,9 @@ async fn admins_create_accounts_that_choose_their_own_password_and_care_for_them
     app.get("/api/test/user", Some(&access))
         .await
         .assert(StatusCode::UNAUTHORIZED);
-    app.signin("newbie", "set by the admin").await.assert(StatusCode::OK);
+    app.signin("newbie", "set by the admin")
+        .await
+        .assert(StatusCode::OK);
     app.request(
         Method::PUT,
         &format!("/api/admin/users/{id}/password"),
@@ -584,9 +711,13 @@ async fn admins_create_accounts_that_choose_their_own_password_and_care_for_them
     .assert(StatusCode::BAD_REQUEST);
 
     // A reset mail on request of the admin.
-    app.post(&format!("/api/admin/users/{id}/password-reset"), json!({}), Some(&admin))
-        .await
-        .assert(StatusCode::OK);
+    app.post(
+        &format!("/api/admin/users/{id}/password-reset"),
+        json!({}),
+        Some(&admin),
+    )
+    .await
+    .assert(StatusCode::OK);
     let reset = sink.wait_for("newbie@example.com", 2).await;
     assert!(reset.subject.contains("Reset"), "{}", reset.subject);
 
@@ -600,18 +731,33 @@ async fn admins_create_accounts_that_choose_their_own_password_and_care_for_them
         .await;
     other.assert(StatusCode::CREATED);
     let other_id = other.json()["id"].as_i64().unwrap();
-    app.post(&format!("/api/admin/users/{other_id}/verify-email"), json!({}), Some(&admin))
+    app.post(
+        &format!("/api/admin/users/{other_id}/verify-email"),
+        json!({}),
+        Some(&admin),
+    )
+    .await
+    .assert(StatusCode::OK);
+    let user = app
+        .get(&format!("/api/admin/users/{other_id}"), Some(&admin))
         .await
-        .assert(StatusCode::OK);
-    let user = app.get(&format!("/api/admin/users/{other_id}"), Some(&admin)).await.json();
+        .json();
     assert_eq!(user["emailVerified"], true);
-    app.post("/api/admin/users/99999/verify-email", json!({}), Some(&admin))
-        .await
-        .assert(StatusCode::NOT_FOUND);
+    app.post(
+        "/api/admin/users/99999/verify-email",
+        json!({}),
+        Some(&admin),
+    )
+    .await
+    .assert(StatusCode::NOT_FOUND);
     let plain = app.token_for("other").await;
-    app.post(&format!("/api/admin/users/{id}/password-reset"), json!({}), Some(&plain))
-        .await
-        .assert(StatusCode::FORBIDDEN);
+    app.post(
+        &format!("/api/admin/users/{id}/password-reset"),
+        json!({}),
+        Some(&plain),
+    )
+    .await
+    .assert(StatusCode::FORBIDDEN);
     app.post(
         "/api/admin/users",
         json!({"username": "newbie", "email": "x@example.com", "password": PASSWORD}),

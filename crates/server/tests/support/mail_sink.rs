@@ -134,8 +134,7 @@ impl MailSink {
         names
             .iter()
             .map(|path| {
-                let record: Value =
-                    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+                let record: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
                 Mail {
                     to: record["to"]
                         .as_array()

@@ -1,11 +1,15 @@
-//! The admin console: users (search, paging, roles, disable/enable, end sessions) and the audit log.
+//! The admin console: users (create, search, paging, roles, disable/enable, passwords, address
+//! verification, sessions) and the audit log.
 
-use api::{Role, wire::AdminUser};
+use api::{
+    Email, Password, Role, Username,
+    wire::{AdminUser, CreateUserRequest},
+};
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     api::use_api,
-    components::{denied::AccessDenied, pager::Pager},
+    components::{denied::AccessDenied, field::Field, pager::Pager},
     pages::profile::pretty_time,
 };
 
@@ -15,7 +19,113 @@ pub fn AdminPage() -> impl IntoView {
     let changed = RwSignal::new(0u32);
     view! {
         <Users reload=changed/>
+        <CreateUser reload=changed/>
         <Audit reload=changed/>
+    }
+}
+
+/// A new account: with a password, or with a mail to its owner to choose one.
+#[component]
+fn CreateUser(reload: RwSignal<u32>) -> impl IntoView {
+    let api = use_api();
+    let username = RwSignal::new(String::new());
+    let email = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let verified = RwSignal::new(false);
+    let roles: Vec<RwSignal<bool>> = Role::ALL
+        .iter()
+        .map(|role| RwSignal::new(*role == Role::User))
+        .collect();
+    let outcome = RwSignal::new(None::<(bool, String)>);
+    let pending = RwSignal::new(false);
+    let live = |value: RwSignal<String>, parse: fn(&str) -> Option<String>| {
+        Signal::derive(move || {
+            let text = value.get();
+            (!text.is_empty()).then(|| parse(&text)).flatten()
+        })
+    };
+    let username_error = live(username, |v| Username::parse(v).err().map(|e| e.message));
+    let email_error = live(email, |v| Email::parse(v).err().map(|e| e.message));
+    let password_error = live(password, |v| Password::parse(v).err().map(|e| e.message));
+    let submit = {
+        let roles = roles.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            if pending.get_untracked()
+                || username_error.get_untracked().is_some()
+                || email_error.get_untracked().is_some()
+                || password_error.get_untracked().is_some()
+            {
+                return;
+            }
+            let typed = password.get_untracked();
+            let request = CreateUserRequest {
+                username: username.get_untracked(),
+                email: email.get_untracked(),
+                roles: Role::ALL
+                    .iter()
+                    .zip(&roles)
+                    .filter(|(_, on)| on.get_untracked())
+                    .map(|(role, _)| role.as_str().to_owned())
+                    .collect(),
+                send_set_password_mail: Some(typed.is_empty()),
+                password: (!typed.is_empty()).then_some(typed),
+                email_verified: verified.get_untracked(),
+            };
+            pending.set(true);
+            spawn_local(async move {
+                match api.create_user(&request).await {
+                    Ok(user) => {
+                        let how = if request.password.is_some() {
+                            "with the password given"
+                        } else {
+                            "a link to choose a password was mailed"
+                        };
+                        outcome.set(Some((true, format!("Created {} ({how}).", user.username))));
+                        username.set(String::new());
+                        email.set(String::new());
+                        password.set(String::new());
+                        reload.update(|n| *n += 1);
+                    }
+                    Err(e) => outcome.set(Some((false, e.message))),
+                }
+                pending.set(false);
+            });
+        }
+    };
+    view! {
+        <section class="card" id="create-user">
+            <h2>"Create a user"</h2>
+            <form on:submit=submit novalidate>
+                <Field id="new-username" label="Username" autocomplete="off" value=username error=username_error/>
+                <Field id="new-user-email" label="Email" kind="email" autocomplete="off" value=email error=email_error/>
+                <Field id="new-user-password" label="Password (leave empty to mail a link to choose one)" kind="password" autocomplete="new-password" value=password error=password_error/>
+                <fieldset class="roles">
+                    <legend>"Roles"</legend>
+                    {Role::ALL.iter().zip(roles).map(|(role, on)| {
+                        let input_id = format!("new-role-{}", role.as_str());
+                        let label_for = input_id.clone();
+                        view! {
+                            <label for=label_for>
+                                <input type="checkbox" id=input_id prop:checked=move || on.get()
+                                    on:change=move |ev| on.set(event_target_checked(&ev))/>
+                                {role.as_str()}
+                            </label>
+                        }
+                    }).collect_view()}
+                </fieldset>
+                <label for="new-user-verified">
+                    <input type="checkbox" id="new-user-verified" prop:checked=move || verified.get()
+                        on:change=move |ev| verified.set(event_target_checked(&ev))/>
+                    " The address is known to be theirs"
+                </label>
+                <p role="status" id="create-user-status"
+                    class=move || if outcome.get().is_some_and(|(ok, _)| ok) { "success" } else { "error" }>
+                    {move || outcome.get().map(|(_, m)| m)}
+                </p>
+                <button type="submit" id="create-user-submit" disabled=move || pending.get()>"Create user"</button>
+            </form>
+        </section>
     }
 }
 
@@ -70,7 +180,7 @@ fn Users(reload: RwSignal<u32>) -> impl IntoView {
                 Some(Ok(list)) => view! {
                     <div class="table-wrap">
                         <table>
-                            <thead><tr><th>"User"</th><th>"Roles"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <thead><tr><th>"User"</th><th>"Roles"</th><th>"Status"</th><th>"Last sign-in"</th><th>"Actions"</th></tr></thead>
                             <tbody>
                                 {list.users.into_iter().map(|user| view! { <UserRow user=user act=act notice=notice reload=reload/> }).collect_view()}
                             </tbody>
@@ -115,7 +225,45 @@ fn UserRow(
         }
     };
     let disabled = user.disabled;
-    let (act_toggle, act_sessions) = (act.clone(), act);
+    let verified = user.email_verified;
+    let act_toggle = act.clone();
+    let act_sessions = act.clone();
+    let act_reset = act.clone();
+    let act_verify = act;
+    let show_sessions = RwSignal::new(false);
+    let show_password = RwSignal::new(false);
+    let new_password = RwSignal::new(String::new());
+    let set_password = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        spawn_local(async move {
+            match api
+                .set_user_password(id, &new_password.get_untracked())
+                .await
+            {
+                Ok(message) => {
+                    new_password.set(String::new());
+                    show_password.set(false);
+                    notice.set(Some(message));
+                }
+                Err(e) => notice.set(Some(e.message)),
+            }
+            reload.update(|n| *n += 1);
+        });
+    };
+    let sessions = LocalResource::new(move || {
+        let shown = show_sessions.get();
+        async move {
+            if shown {
+                Some(api.user_sessions(id).await)
+            } else {
+                None
+            }
+        }
+    });
+    let last_signin = user
+        .last_signin_at
+        .as_deref()
+        .map_or_else(|| "never".to_owned(), pretty_time);
     view! {
         <tr id=format!("user-{id}") data-username=user.username.clone()>
             <td><strong>{user.username.clone()}</strong><br/><span class="muted">{user.email.clone()}</span></td>
@@ -136,12 +284,47 @@ fn UserRow(
                     <button type="button" class="small save-roles" on:click=save>"Save roles"</button>
                 </fieldset>
             </td>
-            <td>{if disabled { view! { <span class="badge danger">"Disabled"</span> } } else { view! { <span class="badge">"Active"</span> } }}</td>
+            <td>
+                {if disabled { view! { <span class="badge danger">"Disabled"</span> } } else { view! { <span class="badge">"Active"</span> } }}
+                {if verified {
+                    view! { <span class="badge email-status">"email verified"</span> }.into_any()
+                } else {
+                    view! { <span class="badge warning email-status">"email not verified"</span> }.into_any()
+                }}
+            </td>
+            <td class="last-signin">{last_signin}</td>
             <td class="actions">
                 <button type="button" class="small secondary" on:click=move |_| act_toggle(id, if disabled { "enable" } else { "disable" })>
                     {if disabled { "Enable" } else { "Disable" }}
                 </button>
                 <button type="button" class="small secondary end-sessions" on:click=move |_| act_sessions(id, "sessions")>"End sessions"</button>
+                <button type="button" class="small secondary show-sessions" on:click=move |_| show_sessions.update(|s| *s = !*s)>
+                    {move || if show_sessions.get() { "Hide sessions" } else { "Sessions" }}
+                </button>
+                <button type="button" class="small secondary send-reset" on:click=move |_| act_reset(id, "password-reset")>"Mail a reset link"</button>
+                <button type="button" class="small secondary set-password" on:click=move |_| show_password.update(|s| *s = !*s)>"Set password"</button>
+                {(!verified).then(|| view! {
+                    <button type="button" class="small secondary mark-verified" on:click=move |_| act_verify(id, "verify-email")>"Mark email verified"</button>
+                })}
+                <Show when=move || show_password.get()>
+                    <form class="search" on:submit=set_password novalidate>
+                        <label for=format!("password-{id}") class="visually-hidden">"New password"</label>
+                        <input id=format!("password-{id}") type="password" autocomplete="new-password" placeholder="New password"
+                            prop:value=move || new_password.get() on:input=move |ev| new_password.set(event_target_value(&ev))/>
+                        <button type="submit" class="small">"Save"</button>
+                    </form>
+                </Show>
+                {move || sessions.get().flatten().map(|result| match result {
+                    Err(e) => view! { <p class="error">{e.message}</p> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p class="muted user-sessions">"No active sessions."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <ul class="user-sessions">
+                            {list.into_iter().map(|s| view! {
+                                <li>{format!("{} · {} · last used {}", s.user_agent.unwrap_or_else(|| "unknown device".into()), s.ip.unwrap_or_default(), pretty_time(&s.last_used_at))}</li>
+                            }).collect_view()}
+                        </ul>
+                    }.into_any(),
+                })}
             </td>
         </tr>
     }
@@ -170,6 +353,16 @@ fn Audit(reload: RwSignal<u32>) -> impl IntoView {
         "user_disabled",
         "user_enabled",
         "user_deleted",
+        "password_reset_requested",
+        "password_reset",
+        "password_set_by_admin",
+        "email_verified",
+        "email_change_requested",
+        "email_changed",
+        "email_change_reported",
+        "mail_failed",
+        "client_added",
+        "client_removed",
     ];
     let last_page = move || {
         events

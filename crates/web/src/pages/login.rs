@@ -72,7 +72,9 @@ pub fn Login() -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if username.get_untracked().trim().is_empty() || password.get_untracked().is_empty() {
-            error.set(Some("Enter your username and password.".into()));
+            error.set(Some(
+                "Enter your username or email, and your password.".into(),
+            ));
             return;
         }
         let navigate = navigate.clone();
@@ -117,13 +119,14 @@ pub fn Login() -> impl IntoView {
         <section class="card narrow">
             <h1>"Log in"</h1>
             <form on:submit=submit novalidate>
-                <Field id="username" label="Username" autocomplete="username" value=username error=no_error/>
+                <Field id="username" label="Username or email" autocomplete="username" value=username error=no_error/>
                 <Field id="password" label="Password" kind="password" autocomplete="current-password" value=password error=no_error/>
                 <p class="error form-error" id="login-error" role="alert">{move || error.get()}</p>
                 <button type="submit" id="login-submit" disabled=move || pending.get()>
                     {move || if pending.get() { "Signing in…" } else { "Log in" }}
                 </button>
             </form>
+            <p class="muted"><A href="/forgot-password" attr:id="forgot-link">"Forgot password?"</A></p>
             <p class="muted">"No account yet? " <A href="/register">"Sign up"</A></p>
         </section>
     }

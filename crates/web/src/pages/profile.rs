@@ -1,10 +1,15 @@
 //! The signed-in user: details, active sessions (with "end session"), change password.
 
-use api::Password;
+use api::{Email, Password};
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::{NavigateOptions, hooks::use_navigate};
 
-use crate::{api::use_api, components::field::Field, session::use_session};
+use super::recovery::OutcomeLine;
+use crate::{
+    api::{Proof, use_api},
+    components::field::Field,
+    session::use_session,
+};
 
 #[component]
 pub fn ProfilePage() -> impl IntoView {
@@ -46,7 +51,15 @@ pub fn ProfilePage() -> impl IntoView {
             {move || session.user.get().map(|user| view! {
                 <dl class="details">
                     <dt>"Username"</dt><dd id="profile-username">{user.username}</dd>
-                    <dt>"Email"</dt><dd id="profile-email">{user.email}</dd>
+                    <dt>"Email"</dt>
+                    <dd id="profile-email">
+                        {user.email}
+                        {if user.email_verified {
+                            view! { <span class="badge" id="email-verified">"verified"</span> }.into_any()
+                        } else {
+                            view! { <span class="badge warning" id="email-unverified">"not verified"</span> }.into_any()
+                        }}
+                    </dd>
                     <dt>"Roles"</dt>
                     <dd id="profile-roles">
                         {user.roles.into_iter().map(|r| view! { <span class="badge">{r}</span> }).collect_view()}
@@ -93,7 +106,157 @@ pub fn ProfilePage() -> impl IntoView {
                 }.into_any(),
             }}
         </section>
+        <VerifyAddress/>
+        <ChangeEmail/>
         <ChangePassword sessions_changed=reload/>
+    }
+}
+
+/// For an unverified address: the mailed code, or a new one.
+#[component]
+fn VerifyAddress() -> impl IntoView {
+    let session = use_session();
+    let api = use_api();
+    let code = RwSignal::new(String::new());
+    let outcome = RwSignal::new(None::<(bool, String)>);
+    let pending = RwSignal::new(false);
+    let unverified = move || {
+        session
+            .user
+            .with(|u| u.as_ref().is_some_and(|u| !u.email_verified))
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if pending.get_untracked() {
+            return;
+        }
+        pending.set(true);
+        spawn_local(async move {
+            match api.verify_email(Proof::Code(code.get_untracked())).await {
+                Ok(message) => {
+                    code.set(String::new());
+                    outcome.set(Some((true, message)));
+                    if let Ok(profile) = api.me().await {
+                        session.user.set(Some(profile));
+                    }
+                }
+                Err(e) => outcome.set(Some((false, e.message))),
+            }
+            pending.set(false);
+        });
+    };
+    let resend = move |_| {
+        spawn_local(async move {
+            let result = api.resend_verification().await;
+            outcome.set(Some(match result {
+                Ok(message) => (true, message),
+                Err(e) => (false, e.message),
+            }));
+        });
+    };
+    let no_error = Signal::derive(|| None::<String>);
+    view! {
+        <Show when=unverified>
+            <section class="card" id="verify-address">
+                <h2>"Verify your email address"</h2>
+                <p class="muted">"Enter the 8-digit code we mailed you, or open the link in that mail."</p>
+                <form on:submit=submit novalidate>
+                    <Field id="verify-code" label="Code" autocomplete="one-time-code" value=code error=no_error/>
+                    <OutcomeLine id="verify-status" outcome=outcome/>
+                    <button type="submit" id="verify-submit" disabled=move || pending.get()>"Verify"</button>
+                    " "
+                    <button type="button" class="secondary" id="verify-resend" on:click=resend>"Send a new code"</button>
+                </form>
+            </section>
+        </Show>
+    }
+}
+
+/// A new address: asked for with the current password, confirmed by the code sent to it.
+#[component]
+fn ChangeEmail() -> impl IntoView {
+    let session = use_session();
+    let api = use_api();
+    let new_email = RwSignal::new(String::new());
+    let current = RwSignal::new(String::new());
+    let code = RwSignal::new(String::new());
+    let outcome = RwSignal::new(None::<(bool, String)>);
+    let pending = RwSignal::new(false);
+    let awaiting_code = RwSignal::new(false);
+    let email_error = Signal::derive(move || {
+        let value = new_email.get();
+        (!value.is_empty())
+            .then(|| Email::parse(&value).err().map(|e| e.message))
+            .flatten()
+    });
+    let no_error = Signal::derive(|| None::<String>);
+    let ask = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if pending.get_untracked() || Email::parse(&new_email.get_untracked()).is_err() {
+            outcome.set(Some((false, "Enter the new address.".into())));
+            return;
+        }
+        pending.set(true);
+        spawn_local(async move {
+            match api
+                .change_email(&new_email.get_untracked(), &current.get_untracked())
+                .await
+            {
+                Ok(message) => {
+                    current.set(String::new());
+                    outcome.set(Some((true, message)));
+                    awaiting_code.set(true);
+                }
+                Err(e) => outcome.set(Some((false, e.message))),
+            }
+            pending.set(false);
+        });
+    };
+    let confirm = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if pending.get_untracked() {
+            return;
+        }
+        pending.set(true);
+        spawn_local(async move {
+            match api.confirm_email(Proof::Code(code.get_untracked())).await {
+                Ok(message) => {
+                    code.set(String::new());
+                    new_email.set(String::new());
+                    awaiting_code.set(false);
+                    outcome.set(Some((true, message)));
+                    if let Ok(profile) = api.me().await {
+                        session.user.set(Some(profile));
+                    }
+                }
+                Err(e) => outcome.set(Some((false, e.message))),
+            }
+            pending.set(false);
+        });
+    };
+    view! {
+        <section class="card" id="change-email">
+            <h2>"Change email address"</h2>
+            <Show
+                when=move || awaiting_code.get()
+                fallback=move || view! {
+                    <form on:submit=ask novalidate>
+                        <Field id="new-email" label="New email address" kind="email" autocomplete="email" value=new_email error=email_error/>
+                        <Field id="email-current-password" label="Current password" kind="password" autocomplete="current-password" value=current error=no_error/>
+                        <button type="submit" id="change-email-submit" disabled=move || pending.get()>"Send a confirmation"</button>
+                    </form>
+                }
+            >
+                <form on:submit=confirm novalidate>
+                    <p class="muted">{move || format!("Enter the code we sent to {}.", new_email.get())}</p>
+                    <Field id="email-code" label="Code" autocomplete="one-time-code" value=code error=no_error/>
+                    <button type="submit" id="email-code-submit" disabled=move || pending.get()>"Confirm new address"</button>
+                    " "
+                    <button type="button" class="secondary" on:click=move |_| awaiting_code.set(false)>"Start over"</button>
+                </form>
+            </Show>
+            <OutcomeLine id="change-email-status" outcome=outcome/>
+        </section>
     }
 }
 
