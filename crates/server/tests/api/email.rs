@@ -768,3 +768,214 @@ async fn admins_create_accounts_that_choose_their_own_password_and_care_for_them
     let kinds = audit_kinds(&app).await;
     assert!(kinds.contains(&"password_set_by_admin".to_owned()));
 }
+
+#[tokio::test]
+async fn a_full_mail_queue_refuses_a_message_with_an_audit_event_and_the_same_answer() {
+    // A server that keeps saying "later": four messages in flight, one waiting, the rest refused.
+    let (app, sink) = app_with_mail!(|settings| {
+        settings.mail.queue_capacity = 1;
+        settings.mail.retry_base = Duration::from_secs(30);
+    });
+    for n in 0..8 {
+        app.post(
+            "/api/auth/signup",
+            json!({"username": format!("slow{n}"), "email": format!("slow{n}@later.example"), "password": PASSWORD}),
+            None,
+        )
+        .await
+        .assert(StatusCode::OK);
+    }
+    let (events, _) = wait_for_audit(&app, "mail_failed", 1).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.detail.as_deref().unwrap_or("").contains("queue is full")),
+        "{events:?}"
+    );
+    drop(sink);
+}
+
+#[test]
+fn the_cli_hands_out_reset_links_sets_passwords_and_mails_invitations() {
+    use crate::binary::{run, stderr, stdout, tollgate};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = runtime.block_on(crate::support::TestDatabase::fresh());
+    let sink = match runtime.block_on(MailSink::start()) {
+        Some(sink) => sink,
+        None => return,
+    };
+    let mail_args = [
+        "--smtp-url".to_owned(),
+        sink.smtp_url(),
+        "--mail-from".to_owned(),
+        "Tollgate <auth@tollgate.test>".to_owned(),
+        "--public-url".to_owned(),
+        "https://auth.example.com".to_owned(),
+    ];
+
+    // An invitation without mail configured: the link is printed to pass on.
+    let mut add = tollgate(&db);
+    add.args([
+        "user",
+        "add",
+        "nomail",
+        "--email",
+        "nomail@example.com",
+        "--invite",
+    ]);
+    let output = run(add);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let link = stdout(&output)
+        .lines()
+        .find(|l| l.contains("/reset-password?token="))
+        .unwrap_or_else(|| panic!("{}", stdout(&output)))
+        .to_owned();
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/reset-password?token="),
+        "{link}"
+    );
+
+    // With mail: the invitation goes out before the command returns.
+    let mut add = tollgate(&db);
+    add.args(mail_args.iter()).args([
+        "user",
+        "add",
+        "invited",
+        "--email",
+        "invited@example.com",
+        "--invite",
+    ]);
+    let output = run(add);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let invite = sink.messages_to("invited@example.com");
+    assert_eq!(invite.len(), 1, "{}", stdout(&output));
+    assert!(
+        invite[0]
+            .link()
+            .starts_with("https://auth.example.com/reset-password?token=")
+    );
+
+    // A password from stdin, never argv; then a reset mail and a verification mark.
+    let mut set = tollgate(&db);
+    set.args(["user", "set-password", "invited"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = set.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"set from the cli\n")
+            .unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Another invitation so soon is refused, with the reason.
+    let mut again = tollgate(&db);
+    again
+        .args(mail_args.iter())
+        .args(["user", "send-reset", "invited"]);
+    let output = run(again);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("less than a minute ago"),
+        "{}",
+        stderr(&output)
+    );
+    // A user added with a password is mailed a verification; a reset mail follows on demand.
+    let mut add = tollgate(&db);
+    add.env("TOLLGATE_PASSWORD", PASSWORD)
+        .args(mail_args.iter())
+        .args(["user", "add", "plain", "--email", "plain@example.com"]);
+    assert!(run(add).status.success());
+    let mut reset = tollgate(&db);
+    reset
+        .args(mail_args.iter())
+        .args(["user", "send-reset", "plain"]);
+    let output = run(reset);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mail = sink.messages_to("plain@example.com");
+    assert_eq!(mail.len(), 2);
+    assert!(mail[0].subject.contains("Confirm your email"));
+    assert!(mail[1].subject.contains("Reset"));
+    let mut verify = tollgate(&db);
+    verify.args(["user", "verify-email", "invited"]);
+    assert!(run(verify).status.success());
+    let mut link = tollgate(&db);
+    link.args(["user", "reset-link", "invited"]);
+    let output = run(link);
+    assert!(stdout(&output).contains("/reset-password?token="));
+    let mut list = tollgate(&db);
+    list.args(["user", "list"]);
+    let listed = stdout(&run(list));
+    let row = listed
+        .lines()
+        .find(|l| l.contains("invited"))
+        .unwrap()
+        .to_owned();
+    assert!(row.contains("yes") && row.contains("never"), "{row}");
+
+    // The password set from the CLI signs in (through the library, on the same database).
+    runtime.block_on(async {
+        let app = TestApp::on(crate::support::TestDatabase::existing(&db.url), |_| {}).await;
+        app.signin("invited", "set from the cli")
+            .await
+            .assert(StatusCode::OK);
+    });
+}
+
+#[tokio::test]
+async fn a_reset_on_one_node_ends_the_sessions_on_the_other() {
+    let db = crate::support::TestDatabase::fresh().await;
+    let url = db.url.clone();
+    let Some(sink) = MailSink::start().await else {
+        return;
+    };
+    let smtp = sink.smtp_url();
+    let with_mail = move |settings: &mut tollgate::config::Settings| {
+        settings.mail.smtp = Some(
+            tollgate::mail::SmtpSettings::parse(&smtp, None, "Tollgate <auth@tollgate.test>")
+                .unwrap(),
+        );
+        settings.mail.send_cooldown = Duration::ZERO;
+    };
+    let node_a = TestApp::on(db, with_mail.clone()).await;
+    let node_b = TestApp::on(crate::support::TestDatabase::existing(&url), with_mail).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    node_a.signup("olga").await.assert(StatusCode::OK);
+    let session = node_b.session("olga").await;
+    forgot(&node_b, "olga@example.com")
+        .await
+        .assert(StatusCode::OK);
+    let mail = sink.wait_for("olga@example.com", 2).await;
+    node_a
+        .post(
+            "/api/auth/password/reset",
+            json!({"token": mail.token(), "newPassword": NEW_PASSWORD}),
+            None,
+        )
+        .await
+        .assert(StatusCode::OK);
+    // Node B refuses the old access token within a second (NOTIFY on PostgreSQL, the
+    // revocation poll on a shared SQLite file).
+    let started = Instant::now();
+    while node_b
+        .get("/api/test/user", Some(&session.access))
+        .await
+        .status
+        != StatusCode::UNAUTHORIZED
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "still accepted on node B"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node_b
+        .refresh(&session.refresh, &[])
+        .await
+        .assert(StatusCode::UNAUTHORIZED);
+}
