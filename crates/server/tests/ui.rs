@@ -707,7 +707,7 @@ async fn a_forgotten_password_is_reset_from_the_mail_and_the_address_changed_in_
     let row = "tr[data-username='newbie']";
     expect_text(&root, &format!("{row} .email-status"), "email not verified").await;
     expect_text(&root, &format!("{row} .last-signin"), "never").await;
-    screenshots(&root, "admin-users").await;
+    screenshots(&root, "admin-mail-care").await;
     click(&root, &format!("{row} .mark-verified")).await;
     expect_text(&root, "#admin-notice", "marked as verified").await;
     expect_text(&root, &format!("{row} .email-status"), "email verified").await;
