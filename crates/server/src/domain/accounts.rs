@@ -141,6 +141,9 @@ pub async fn sign_in(
     if state.settings.email_verification == EmailVerification::Required
         && user.email_verified_at.is_none()
     {
+        // A fresh mail (at most one a minute), so "check your inbox" is true even for an
+        // account made before verification was required.
+        super::email::verify::after_signup(state, user.id).await;
         return Err(Error::EmailNotVerified);
     }
     let (access, grant) = sessions::open(state, &user, client).await?;

@@ -4,7 +4,7 @@
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::{components::A, hooks::use_query_map};
 
-use super::recovery::OutcomeLine;
+use super::{profile::VerifyAddress, recovery::OutcomeLine};
 use crate::{
     api::{Api, ApiResult, Proof, use_api},
     session::use_session,
@@ -30,6 +30,33 @@ impl LinkAction {
 
 #[component]
 pub fn VerifyEmail() -> impl IntoView {
+    let session = use_session();
+    let has_token = use_query_map()
+        .get_untracked()
+        .get("token")
+        .is_some_and(|t| !t.is_empty());
+    if !has_token {
+        // Opened by hand: the code from the mail, or a new mail, for the signed-in user.
+        return view! {
+            <Show
+                when=move || session.signed_in()
+                fallback=|| view! {
+                    <section class="card narrow" id="link-page">
+                        <h1>"Confirm your email address"</h1>
+                        <p>"Open the link from the mail, or "<A href="/login">"log in"</A>" to enter its code or ask for a new one."</p>
+                    </section>
+                }
+            >
+                <Show
+                    when=move || session.user.with(|u| u.as_ref().is_some_and(|u| u.email_verified))
+                    fallback=|| view! { <VerifyAddress/> }
+                >
+                    <section class="card narrow"><p class="success">"Your email address is verified."</p></section>
+                </Show>
+            </Show>
+        }
+        .into_any();
+    }
     view! {
         <LinkPage
             action=LinkAction::Verify
@@ -38,6 +65,7 @@ pub fn VerifyEmail() -> impl IntoView {
             button="Confirm"
         />
     }
+    .into_any()
 }
 
 #[component]

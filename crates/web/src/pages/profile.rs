@@ -114,7 +114,7 @@ pub fn ProfilePage() -> impl IntoView {
 
 /// For an unverified address: the mailed code, or a new one.
 #[component]
-fn VerifyAddress() -> impl IntoView {
+pub fn VerifyAddress() -> impl IntoView {
     let session = use_session();
     let api = use_api();
     let code = RwSignal::new(String::new());

@@ -26,8 +26,8 @@ pub const KIND: Kind = Kind {
 const FEATURE: &str =
     "Email verification is not available: this server has no mail server configured.";
 
-/// After sign-up: mails the new user a verification code, if the policy asks for one and
-/// mail is configured. A failure is logged; the sign-up stands.
+/// After sign-up (or a sign-in refused for want of it): mails the user a verification code,
+/// if the policy asks for one and mail is configured. A failure is logged; the caller goes on.
 pub async fn after_signup(state: &AppState, user_id: i64) {
     if state.settings.email_verification == EmailVerification::Off || !state.mailer.is_configured()
     {
