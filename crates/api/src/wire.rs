@@ -129,14 +129,16 @@ pub struct ResetPasswordRequest {
     pub new_password: String,
 }
 
-/// `POST /api/auth/verify-email` (the link's token, or the code by a signed-in user) and
-/// `POST /api/auth/email/confirm` (the same for a new address).
+/// `POST /api/auth/verify-email` (the link's token, or the code by a signed-in user or with
+/// the address it went to) and `POST /api/auth/email/confirm` (token, or code signed in).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConfirmRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// `POST /api/auth/verify-email/resend`: for the signed-in user, or for an address.

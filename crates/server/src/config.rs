@@ -221,6 +221,16 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub mail: MailArgs,
+
+    /// Users with this role must enrol a second factor before they can do anything else
+    /// (repeatable, e.g. `--require-mfa-for-role admin`).
+    #[arg(long = "require-mfa-for-role", env = "TOLLGATE_REQUIRE_MFA_FOR_ROLES", value_delimiter = ',', value_parser = parse_role)]
+    pub require_mfa_for_roles: Vec<Role>,
+
+    /// How recently a user with a second factor must have proven it to change a password,
+    /// an address or a factor, or to make an admin change (step-up), e.g. `10m`.
+    #[arg(long, env = "TOLLGATE_STEP_UP_WINDOW", default_value = "10m", value_parser = parse_step_up)]
+    pub step_up_window: Duration,
 }
 
 /// Mail, and the public address its links point to.
@@ -419,6 +429,9 @@ pub struct Settings {
     pub product_name: String,
     pub email_verification: EmailVerification,
     pub mail: MailSettings,
+    /// Roles whose users must have a second factor.
+    pub require_mfa_for_roles: Vec<Role>,
+    pub step_up_window: Duration,
 }
 
 /// How connections are served: their timeouts, how many at once, and the shutdown drain.
@@ -577,6 +590,8 @@ impl ServerArgs {
                 max_attempts: self.mail.mail_attempts,
                 ..MailSettings::default()
             },
+            require_mfa_for_roles: self.require_mfa_for_roles.clone(),
+            step_up_window: self.step_up_window,
         })
     }
 }
@@ -632,6 +647,8 @@ impl Settings {
             product_name: "Tollgate".into(),
             email_verification: EmailVerification::Optional,
             mail: MailSettings::default(),
+            require_mfa_for_roles: Vec::new(),
+            step_up_window: Duration::from_secs(600),
         }
     }
 }
@@ -724,6 +741,14 @@ fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
         return Err("an origin is scheme://host[:port], with no path or trailing slash".into());
     }
     HeaderValue::from_str(raw).map_err(|_| "not a valid header value".into())
+}
+
+fn parse_step_up(raw: &str) -> Result<Duration, String> {
+    let window = humantime::parse_duration(raw).map_err(|e| format!("{e} (try `10m`)"))?;
+    if window < Duration::from_secs(30) || window > Duration::from_secs(24 * 3600) {
+        return Err("must be between 30 seconds and 24 hours".into());
+    }
+    Ok(window)
 }
 
 fn parse_public_url(raw: &str) -> Result<String, String> {

@@ -131,6 +131,14 @@ pub enum Error {
     MailThrottled,
     #[error("This is already your email address.")]
     SameEmail,
+    /// The last address change can still be reported from the old address.
+    #[error(
+        "The address of this account changed in the last 7 days and can still be reported from the old one; it cannot change again until then. Ask an administrator if you need to."
+    )]
+    EmailChangeLocked,
+    /// A feature the operator turned off.
+    #[error("{0}")]
+    FeatureOff(&'static str),
     /// A request to confirm something by mail with neither the link's token nor the code.
     #[error("Give the `token` from the link, or the `code` from the mail.")]
     MissingProof,
@@ -249,7 +257,8 @@ impl Error {
             | Error::MissingProof
             | Error::SameEmail
             | Error::MissingLoginName => StatusCode::BAD_REQUEST,
-            Error::EmailNotVerified => StatusCode::FORBIDDEN,
+            Error::EmailNotVerified | Error::FeatureOff(_) => StatusCode::FORBIDDEN,
+            Error::EmailChangeLocked => StatusCode::CONFLICT,
             Error::MailUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
             Error::CookieRefresh(_) => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -20,6 +20,7 @@ pub mod serve;
 pub mod state;
 pub mod storage;
 pub mod tokens;
+pub mod totp;
 
 pub use app::app;
 pub use serve::serve;

@@ -78,7 +78,18 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         max_connections = serve_settings.max_connections,
         "tollgate is serving"
     );
+    let mailer = state.mailer.clone();
     tollgate::serve(listener, state, serve_settings, shutdown_signal()).await?;
+    // Mail still queued gets the drain time too; what is left then is said, not lost silently.
+    if tokio::time::timeout(serve_settings.shutdown_drain, mailer.flush())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            unsent = mailer.pending(),
+            "stopping with mail still queued: those messages are not sent"
+        );
+    }
     storage.close().await;
     tracing::info!("tollgate stopped");
     Ok(())

@@ -119,6 +119,14 @@ pub struct AccessClaims {
     pub preferred_username: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub email: String,
+    /// How the user proved who they are (RFC 8176): `pwd`, `otp`, `hwk`, or Tollgate's
+    /// `recovery` for a recovery code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The user must enrol a second factor before anything else (`--require-mfa-for-role`):
+    /// the token is good for enrolment only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_enrol: bool,
 }
 
 /// Who a verified token speaks for.
@@ -132,6 +140,64 @@ pub struct Principal {
     pub version: i64,
     pub username: String,
     pub email: String,
+    /// The methods the user proved, comma-joined (`pwd,otp`).
+    pub amr: Amr,
+    /// Good for enrolling a second factor only.
+    pub must_enrol: bool,
+}
+
+/// How a user proved who they are, as a small set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Amr(u8);
+
+impl Amr {
+    pub const PASSWORD: Amr = Amr(1);
+    pub const OTP: Amr = Amr(2);
+    pub const HARDWARE_KEY: Amr = Amr(4);
+    pub const RECOVERY_CODE: Amr = Amr(8);
+    const NAMES: [(Amr, &'static str); 4] = [
+        (Amr::PASSWORD, "pwd"),
+        (Amr::OTP, "otp"),
+        (Amr::HARDWARE_KEY, "hwk"),
+        (Amr::RECOVERY_CODE, "recovery"),
+    ];
+
+    #[must_use]
+    pub fn with(self, other: Amr) -> Amr {
+        Amr(self.0 | other.0)
+    }
+
+    pub fn contains(self, other: Amr) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether a second factor (anything but the password) is in.
+    pub fn has_second_factor(self) -> bool {
+        self.0 & !Amr::PASSWORD.0 != 0
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        Self::NAMES
+            .iter()
+            .filter(|(amr, _)| self.contains(*amr))
+            .map(|(_, name)| *name)
+            .collect()
+    }
+
+    /// As stored with a session: `pwd,otp`.
+    pub fn joined(self) -> String {
+        self.names().join(",")
+    }
+
+    /// Reads a stored or claimed list; unknown names are ignored.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Amr {
+        names.into_iter().fold(Amr::default(), |amr, name| {
+            match Self::NAMES.iter().find(|(_, n)| *n == name.trim()) {
+                Some((one, _)) => amr.with(*one),
+                None => amr,
+            }
+        })
+    }
 }
 
 /// What an access token is issued for.
@@ -143,6 +209,8 @@ pub struct Subject<'a> {
     pub roles: &'a [Role],
     pub session_id: &'a str,
     pub version: i64,
+    pub amr: Amr,
+    pub must_enrol: bool,
 }
 
 /// An opaque refresh token: 256 bits, base64url. Only its hash is ever stored.
@@ -183,6 +251,8 @@ fn principal_of(claims: AccessClaims) -> Result<Principal, TokenError> {
         expires_at: claims.exp,
         session_id: claims.sid,
         version: claims.ver,
+        amr: Amr::parse(claims.amr.iter().map(String::as_str)),
+        must_enrol: claims.mfa_enrol,
         username: claims.preferred_username,
         email: claims.email,
     })
@@ -375,6 +445,8 @@ impl Tokens {
             ver: subject.version,
             preferred_username: subject.username.to_owned(),
             email: subject.email.to_owned(),
+            amr: subject.amr.names().into_iter().map(str::to_owned).collect(),
+            mfa_enrol: subject.must_enrol,
         };
         let mut header = Header::new(inner.algorithm);
         header.kid = Some(inner.kid.clone());

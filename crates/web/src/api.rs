@@ -324,11 +324,11 @@ impl Proof {
         match self {
             Proof::Token(token) => ConfirmRequest {
                 token: Some(token),
-                code: None,
+                ..ConfirmRequest::default()
             },
             Proof::Code(code) => ConfirmRequest {
-                token: None,
                 code: Some(code),
+                ..ConfirmRequest::default()
             },
         }
     }

@@ -13,7 +13,7 @@ use crate::{
     passwords::Verdict,
     state::AppState,
     storage::{NewUser, SessionFilter, SigninAttempt, ThrottleKey, UserRecord},
-    tokens::{IssuedToken, Principal},
+    tokens::{Amr, IssuedToken, Principal},
 };
 
 /// A sign-up whose fields have been parsed.
@@ -106,9 +106,14 @@ pub async fn sign_in(
         None
     } else if username.contains('@') {
         // An address in the username field: the production guide's clients sign in by email.
-        match Email::parse(username) {
+        // (An imported username with an `@` in it is still found by name.)
+        let by_email = match Email::parse(username) {
             Ok(email) => state.storage.user_by_email(&email).await?,
             Err(_) => None,
+        };
+        match by_email {
+            Some(user) => Some(user),
+            None => state.storage.user_by_username(username.trim()).await?,
         }
     } else {
         state.storage.user_by_username(username.trim()).await?
@@ -146,7 +151,7 @@ pub async fn sign_in(
         super::email::verify::after_signup(state, user.id).await;
         return Err(Error::EmailNotVerified);
     }
-    let (access, grant) = sessions::open(state, &user, client).await?;
+    let (access, grant) = sessions::open(state, &user, client, Amr::PASSWORD).await?;
     state.storage.note_signin(user.id, unix_now()).await?;
     if verdict == Verdict::MatchNeedsRehash {
         rehash(state, &user, password).await;

@@ -277,7 +277,8 @@ pub async fn send_reset(
         .user_by_id(user_id)
         .await?
         .ok_or(Error::NotFound("User not found."))?;
-    let first = user.password_hash == NO_PASSWORD;
+    // A password voided by a report is not a new account.
+    let first = user.password_hash == NO_PASSWORD && user.last_signin_at.is_none();
     if reset::send_set_password(state, &user, first).await? == Sent::Throttled {
         return Err(Error::MailThrottled);
     }

@@ -6,7 +6,7 @@ use crate::{
     error::{Error, RefreshFailure, Result},
     state::AppState,
     storage::{NewSession, Revocation, SessionFilter, SessionOpened, UserRecord},
-    tokens::{IssuedToken, Principal, RefreshToken, Subject, Tokens},
+    tokens::{Amr, IssuedToken, Principal, RefreshToken, Subject, Tokens},
 };
 
 /// Where a request came from, as recorded on sessions and audit events.
@@ -39,6 +39,7 @@ pub async fn open(
     state: &AppState,
     user: &UserRecord,
     client: &Client,
+    amr: Amr,
 ) -> Result<(IssuedToken, Grant)> {
     let now = unix_now();
     let settings = &state.settings;
@@ -58,12 +59,14 @@ pub async fn open(
             ip: client.ip.as_deref(),
             token_hash: &Tokens::refresh_hash(&refresh_token),
             credential_version: user.credential_version,
+            amr: &amr.joined(),
+            factor_proven_at: amr.has_second_factor().then_some(now),
         })
         .await?;
     if opened == SessionOpened::CredentialChanged {
         return Err(Error::InvalidCredentials);
     }
-    let access = issue_access(state, user, &session_id)?;
+    let access = issue_access(state, user, &session_id, amr)?;
     Ok((
         access,
         Grant {
@@ -74,7 +77,20 @@ pub async fn open(
     ))
 }
 
-fn issue_access(state: &AppState, user: &UserRecord, session_id: &str) -> Result<IssuedToken> {
+/// An access token for `user` in `session_id`. A user whose role requires a second factor
+/// they have not enrolled gets a token good for enrolment only.
+pub fn issue_access(
+    state: &AppState,
+    user: &UserRecord,
+    session_id: &str,
+    amr: Amr,
+) -> Result<IssuedToken> {
+    let must_enrol = !user.has_second_factor
+        && state
+            .settings
+            .require_mfa_for_roles
+            .iter()
+            .any(|role| user.roles.contains(role));
     Ok(state.tokens.issue(Subject {
         user_id: user.id,
         username: &user.username,
@@ -82,6 +98,8 @@ fn issue_access(state: &AppState, user: &UserRecord, session_id: &str) -> Result
         roles: &user.roles,
         session_id,
         version: user.token_version,
+        amr,
+        must_enrol,
     })?)
 }
 
@@ -175,7 +193,8 @@ pub async fn refresh(state: &AppState, presented: &str, client: &Client) -> Resu
             return Err(unknown);
         }
     }
-    let access = issue_access(state, &user, &found.session_id)?;
+    let amr = Amr::parse(found.amr.split(','));
+    let access = issue_access(state, &user, &found.session_id, amr)?;
     Ok(Refreshed {
         access,
         grant: Grant {

@@ -72,7 +72,7 @@ pub async fn reset_password(
     Ok(said(messages::PASSWORD_RESET_DONE))
 }
 
-/// `POST /api/auth/verify-email {token}` (the link) or `{code}` (signed in).
+/// `POST /api/auth/verify-email {token}` (the link), `{code}` (signed in) or `{email, code}`.
 pub async fn verify_email(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -80,14 +80,24 @@ pub async fn verify_email(
     Json(body): Json<ConfirmRequest>,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Code, client.ip)?;
-    verify::confirm(
-        &state,
-        caller.map(|c| c.0.user_id),
-        body.token.as_deref(),
-        body.code.as_deref(),
-        &client.client(),
-    )
-    .await?;
+    let email;
+    let proof = match (&body.token, &body.code, &body.email, &caller) {
+        (Some(token), _, _, _) => verify::Proof::Link(token),
+        (None, Some(code), Some(raw), _) => {
+            email = Email::parse(raw)?;
+            verify::Proof::CodeTo {
+                email: &email,
+                code,
+            }
+        }
+        (None, Some(code), None, Some(AuthUser(principal))) => verify::Proof::CodeFor {
+            user_id: principal.user_id,
+            code,
+        },
+        (None, Some(_), None, None) => return Err(Error::NoToken),
+        (None, None, _, _) => return Err(Error::MissingProof),
+    };
+    verify::confirm(&state, proof, &client.client()).await?;
     Ok(said(messages::EMAIL_VERIFIED))
 }
 

@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
@@ -21,6 +22,7 @@ use lettre::{
     },
 };
 use secrecy::{ExposeSecret, SecretString};
+use std::num::NonZeroU32;
 use tokio::sync::{Notify, Semaphore, mpsc};
 
 pub use templates::{Rendered, Template, render};
@@ -150,6 +152,9 @@ pub struct MailSettings {
     pub queue_capacity: usize,
     /// The least time between two mails of one purpose (a reset, a verification) to one user.
     pub send_cooldown: Duration,
+    /// Messages to one address per hour at most, whatever asks for them; beyond, a message
+    /// is refused (logged and audited).
+    pub per_recipient_per_hour: u32,
 }
 
 impl Default for MailSettings {
@@ -160,6 +165,7 @@ impl Default for MailSettings {
             retry_base: Duration::from_secs(2),
             queue_capacity: 1000,
             send_cooldown: Duration::from_secs(60),
+            per_recipient_per_hour: 10,
         }
     }
 }
@@ -178,6 +184,8 @@ pub struct Outgoing {
 #[derive(Clone)]
 pub struct Mailer {
     inner: Option<(Arc<Delivery>, mpsc::Sender<Outgoing>)>,
+    /// Messages per destination address (lower-cased).
+    per_recipient: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
 
 /// Messages being sent at once.
@@ -187,7 +195,10 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
 impl Mailer {
     /// A mailer that sends nothing: the features that need mail say so.
     pub fn disabled() -> Self {
-        Self { inner: None }
+        Self {
+            inner: None,
+            per_recipient: None,
+        }
     }
 
     /// Starts the sending worker (on the current tokio runtime) if SMTP is configured.
@@ -221,8 +232,11 @@ impl Mailer {
         });
         let (queue, receiver) = mpsc::channel(settings.queue_capacity.max(1));
         tokio::spawn(Arc::clone(&delivery).work(receiver));
+        let per_recipient = NonZeroU32::new(settings.per_recipient_per_hour)
+            .map(|n| Arc::new(RateLimiter::keyed(Quota::per_hour(n))));
         Ok(Self {
             inner: Some((delivery, queue)),
+            per_recipient,
         })
     }
 
@@ -237,6 +251,14 @@ impl Mailer {
         let Some((delivery, queue)) = &self.inner else {
             return false;
         };
+        if let Some(limiter) = &self.per_recipient
+            && limiter.check_key(&mail.to.to_ascii_lowercase()).is_err()
+        {
+            delivery
+                .report_failure(&mail, "too many messages to this address this hour", 0)
+                .await;
+            return true;
+        }
         delivery.pending.fetch_add(1, Ordering::SeqCst);
         if let Err(error) = queue.try_send(mail) {
             let mail = match error {
@@ -250,6 +272,13 @@ impl Mailer {
             delivery.done();
         }
         true
+    }
+
+    /// Messages queued and not yet sent or given up.
+    pub fn pending(&self) -> usize {
+        self.inner
+            .as_ref()
+            .map_or(0, |(delivery, _)| delivery.pending.load(Ordering::SeqCst))
     }
 
     /// Waits until every message queued so far is sent or given up: for the CLI, which exits

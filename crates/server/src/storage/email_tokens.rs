@@ -143,6 +143,32 @@ pub struct PasswordReplacement<'a> {
     pub own_ttl_secs: i64,
 }
 
+/// Inside a transaction `$tx`: on PostgreSQL, locks the user's row first, so that the account
+/// changes below (reset, address change, report) take their locks in one order and cannot
+/// deadlock one another. (SQLite's transactions hold the one write lock.)
+macro_rules! lock_user {
+    ($storage:expr, $tx:expr, $user_id:expr) => {
+        if $storage.backend() == super::Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind($user_id)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
+/// Inside a transaction `$tx`: the user the token named by `$link_hash` belongs to, if any.
+macro_rules! token_owner {
+    ($tx:expr, $link_hash:expr) => {{
+        let owner: Option<(i64,)> =
+            sqlx::query_as("SELECT user_id FROM email_tokens WHERE link_hash = $1")
+                .bind($link_hash)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        owner.map(|(id,)| id)
+    }};
+}
+
 impl Storage {
     /// The user's token for `purpose`, live or not.
     pub async fn email_token(&self, user_id: i64, purpose: Purpose) -> Result<Option<EmailToken>> {
@@ -170,9 +196,16 @@ impl Storage {
     }
 
     /// Stores a token, replacing (and so voiding) the user's previous one of that purpose,
-    /// and counts the send in the current hour.
-    pub async fn put_email_token(&self, new: &NewEmailToken<'_>) -> Result<()> {
-        on_pool!(self, |pool| {
+    /// and counts the send in the current hour, unless the previous one was sent less than
+    /// `cooldown_secs` ago or the hour's `max_sends` are used up: then nothing changes and
+    /// `false` is returned. Decided in the one statement, so parallel requests cannot all pass.
+    pub async fn put_email_token(
+        &self,
+        new: &NewEmailToken<'_>,
+        cooldown_secs: i64,
+        max_sends: i64,
+    ) -> Result<bool> {
+        let stored = on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO email_tokens (user_id, purpose, email, code_hash, link_hash, \
                    attempts, created_at, expires_at, sends, window_started_at) \
@@ -184,7 +217,10 @@ impl Storage {
                    sends = CASE WHEN email_tokens.window_started_at > $6 - $8 \
                            THEN email_tokens.sends + 1 ELSE 1 END, \
                    window_started_at = CASE WHEN email_tokens.window_started_at > $6 - $8 \
-                           THEN email_tokens.window_started_at ELSE $6 END",
+                           THEN email_tokens.window_started_at ELSE $6 END \
+                 WHERE email_tokens.created_at <= $6 - $9 \
+                   AND NOT (email_tokens.window_started_at > $6 - $8 \
+                            AND email_tokens.sends >= $10)",
             )
             .bind(new.user_id)
             .bind(new.purpose.as_str())
@@ -194,29 +230,69 @@ impl Storage {
             .bind(new.now)
             .bind(new.expires_at)
             .bind(SEND_WINDOW_SECS)
+            .bind(cooldown_secs)
+            .bind(max_sends)
             .execute(pool)
             .await?
             .rows_affected()
+        });
+        Ok(stored == 1)
+    }
+
+    /// Counts an attempt with a code against the user's live token of `purpose` before the
+    /// code is compared, so parallel guesses cannot outnumber the limit: returns the token
+    /// (with the attempt counted), or `None` if there is no live token or its attempts are
+    /// used up.
+    pub async fn count_code_attempt(
+        &self,
+        user_id: i64,
+        purpose: Purpose,
+        now: i64,
+        max_attempts: i64,
+    ) -> Result<Option<EmailToken>> {
+        let row: Option<TokenRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "UPDATE email_tokens SET attempts = attempts + 1 \
+                 WHERE user_id = $1 AND purpose = $2 AND expires_at > $3 AND attempts < $4 \
+                 RETURNING user_id, purpose, email, code_hash, link_hash, attempts, \
+                   created_at, expires_at, sends, window_started_at",
+            )
+            .bind(user_id)
+            .bind(purpose.as_str())
+            .bind(now)
+            .bind(max_attempts)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.and_then(token))
+    }
+
+    /// Voids the token named by `link_hash` (its last allowed attempt failed).
+    pub async fn void_email_token_by_link(&self, link_hash: &[u8]) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE email_tokens SET expires_at = 0 WHERE link_hash = $1")
+                .bind(link_hash)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         Ok(())
     }
 
-    /// Counts a wrong code against the token named by `link_hash`; the attempt that reaches
-    /// `max_attempts` voids it.
-    pub async fn count_wrong_code(&self, link_hash: &[u8], max_attempts: i64) -> Result<()> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE email_tokens SET attempts = attempts + 1, \
-                   expires_at = CASE WHEN attempts + 1 >= $2 THEN 0 ELSE expires_at END \
-                 WHERE link_hash = $1",
+    /// Whether a report link for `email` is live: the address was just replaced on some
+    /// account and may yet come back to it, so no other account may take it meanwhile.
+    pub async fn email_reserved(&self, email: &str, now: i64) -> Result<bool> {
+        let found: Option<(i64,)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id FROM email_tokens WHERE purpose = 'report' AND email = $1 \
+                 AND expires_at > $2",
             )
-            .bind(link_hash)
-            .bind(max_attempts)
-            .execute(pool)
+            .bind(email)
+            .bind(now)
+            .fetch_optional(pool)
             .await?
-            .rows_affected()
         });
-        Ok(())
+        Ok(found.is_some())
     }
 
     /// Voids the user's live token of `purpose`, if any (e.g. a change asked for again).
@@ -252,6 +328,7 @@ impl Storage {
         } = *change;
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            lock_user!(self, tx, user_id);
             let proven_email: Option<String> = match token {
                 Some(link_hash) => {
                     let used: Option<(String,)> = sqlx::query_as(
@@ -294,6 +371,14 @@ impl Storage {
                 tx.rollback().await?;
                 return Ok(None);
             };
+            // Any other reset link (an older one, an admin's invitation) dies with the old
+            // password.
+            sqlx::query(
+                "UPDATE email_tokens SET expires_at = 0 WHERE user_id = $1 AND purpose = 'reset'",
+            )
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
             let mut notices = super::sessions::revoke_in!(
                 self,
                 tx,
@@ -322,6 +407,9 @@ impl Storage {
     pub async fn verify_email_with(&self, link_hash: &[u8], now: i64) -> Result<Option<i64>> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            if let Some(owner) = token_owner!(tx, link_hash) {
+                lock_user!(self, tx, owner);
+            }
             let used: Option<(i64, String)> = sqlx::query_as(
                 "UPDATE email_tokens SET expires_at = 0 \
                  WHERE link_hash = $1 AND purpose = $2 AND expires_at > $3 \
@@ -382,6 +470,9 @@ impl Storage {
         let changed: Result<Option<(i64, String)>, sqlx::Error> = on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
+                if let Some(owner) = token_owner!(tx, link_hash) {
+                    lock_user!(self, tx, owner);
+                }
                 let used: Option<(i64, String)> = sqlx::query_as(
                     "UPDATE email_tokens SET expires_at = 0 \
                      WHERE link_hash = $1 AND purpose = $2 AND expires_at > $3 \
@@ -408,6 +499,14 @@ impl Storage {
                 .bind(&new_email)
                 .bind(now)
                 .bind(OffsetDateTime::now_utc())
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                // Links mailed to the old address (a reset, a verification) die with it.
+                sqlx::query(
+                    "UPDATE email_tokens SET expires_at = 0 \
+                     WHERE user_id = $1 AND purpose IN ('reset', 'verify')",
+                )
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;

@@ -4,6 +4,7 @@
 mod audit;
 mod clients;
 mod email_tokens;
+mod factors;
 mod health;
 mod keys;
 mod revocations;
@@ -29,6 +30,7 @@ pub use clients::ClientRecord;
 pub use email_tokens::{
     EmailToken, NewEmailToken, PasswordReplacement, Purpose, ReportToken, SEND_WINDOW_SECS,
 };
+pub use factors::{Challenge, TotpRecord};
 pub use health::Health;
 pub use keys::StoredKey;
 pub use revocations::{REVOCATION_CHANNEL, Revocation, RevocationNotice};

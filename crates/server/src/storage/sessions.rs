@@ -54,6 +54,10 @@ pub struct NewSession<'a> {
     pub token_hash: &'a [u8],
     /// The credential the sign-in verified: the session opens only if it is still current.
     pub credential_version: i64,
+    /// How the user proved who they are (`pwd,otp`).
+    pub amr: &'a str,
+    /// When a second factor was proven, if one was.
+    pub factor_proven_at: Option<i64>,
 }
 
 /// Whether a session was opened.
@@ -73,6 +77,8 @@ pub struct TokenLookup {
     pub idle_expires_at: i64,
     pub absolute_expires_at: i64,
     pub revoked: bool,
+    /// How the session's user proved who they are (`pwd,otp`).
+    pub amr: String,
 }
 
 /// A session as listed to its owner.
@@ -99,7 +105,7 @@ pub enum SessionFilter<'a> {
     AllOfExcept { user_id: i64, keep: &'a str },
 }
 
-type LookupRow = (String, i64, Option<i64>, i64, i64, Option<i64>);
+type LookupRow = (String, i64, Option<i64>, i64, i64, Option<i64>, String);
 
 impl Storage {
     /// Opens a session with its first refresh token, in one transaction, if and only if the
@@ -113,8 +119,9 @@ impl Storage {
         };
         let insert = format!(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, idle_expires_at, \
-             absolute_expires_at, user_agent, ip, signin_ip, credential_version) \
-             SELECT $1, id, $3, $3, $4, $5, $6, $7, $7, credential_version FROM users \
+             absolute_expires_at, user_agent, ip, signin_ip, credential_version, amr, \
+             factor_proven_at) \
+             SELECT $1, id, $3, $3, $4, $5, $6, $7, $7, credential_version, $9, $10 FROM users \
              WHERE id = $2 AND credential_version = $8 AND disabled = FALSE{lock}"
         );
         let opened = on_pool!(self, |pool| {
@@ -128,6 +135,8 @@ impl Storage {
                 .bind(session.user_agent)
                 .bind(session.ip)
                 .bind(session.credential_version)
+                .bind(session.amr)
+                .bind(session.factor_proven_at)
                 .execute(&mut *tx)
                 .await;
             let inserted = match inserted {
@@ -164,7 +173,7 @@ impl Storage {
         let row: Option<LookupRow> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT t.session_id, s.user_id, t.rotated_at, s.idle_expires_at, \
-                 s.absolute_expires_at, s.revoked_at FROM refresh_tokens t \
+                 s.absolute_expires_at, s.revoked_at, s.amr FROM refresh_tokens t \
                  JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1",
             )
             .bind(hash)
@@ -179,6 +188,7 @@ impl Storage {
                 idle_expires_at,
                 absolute_expires_at,
                 revoked_at,
+                amr,
             )| {
                 TokenLookup {
                     session_id,
@@ -187,6 +197,7 @@ impl Storage {
                     idle_expires_at,
                     absolute_expires_at,
                     revoked: revoked_at.is_some(),
+                    amr,
                 }
             },
         ))

@@ -26,6 +26,8 @@ pub struct UserRecord {
     /// When the current address was proven (unix time), if it was.
     pub email_verified_at: Option<i64>,
     pub last_signin_at: Option<i64>,
+    /// Whether the user has a confirmed second factor.
+    pub has_second_factor: bool,
 }
 
 impl UserRecord {
@@ -75,10 +77,13 @@ type UserRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    bool,
 );
 
 const SELECT_USER: &str = "SELECT id, username, email, password_hash, created_at, disabled, \
-     token_version, credential_version, email_verified_at, last_signin_at FROM users";
+     token_version, credential_version, email_verified_at, last_signin_at, \
+     EXISTS (SELECT 1 FROM totp_factors t WHERE t.user_id = users.id \
+             AND t.confirmed_at IS NOT NULL) AS has_second_factor FROM users";
 
 /// A page of users.
 #[derive(Debug, Clone)]
@@ -107,6 +112,7 @@ impl Storage {
         Ok(found.is_some())
     }
 
+    /// Whether an account uses the address, or may take it back (a reported change).
     pub async fn email_taken(&self, email: &Email) -> Result<bool> {
         let found: Option<(i64,)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT id FROM users WHERE email = $1")
@@ -114,7 +120,11 @@ impl Storage {
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(found.is_some())
+        if found.is_some() {
+            return Ok(true);
+        }
+        self.email_reserved(email.as_str(), crate::clock::unix_now())
+            .await
     }
 
     /// Inserts the user and its roles in one transaction: either both land or neither.
@@ -257,6 +267,13 @@ impl Storage {
                 tx.rollback().await?;
                 return Ok(None);
             }
+            // A reset link mailed before dies with the old password.
+            sqlx::query(
+                "UPDATE email_tokens SET expires_at = 0 WHERE user_id = $1 AND purpose = 'reset'",
+            )
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
             let notices =
                 super::sessions::revoke_in!(self, tx, end, "password changed", now, own_ttl_secs);
             tx.commit().await?;
@@ -298,6 +315,7 @@ impl Storage {
             credential_version,
             email_verified_at,
             last_signin_at,
+            has_second_factor,
         )) = row
         else {
             return Ok(None);
@@ -314,6 +332,7 @@ impl Storage {
             credential_version,
             email_verified_at,
             last_signin_at,
+            has_second_factor,
         }))
     }
 

@@ -1068,3 +1068,155 @@ async fn a_reset_on_one_node_ends_the_sessions_on_the_other() {
         .await
         .assert(StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn parallel_requests_cannot_beat_the_cooldown() {
+    let (app, sink) = app_with_mail!(|settings| {
+        settings.mail.send_cooldown = Duration::from_secs(60);
+    });
+    let address = signed_up(&app, &sink, "paula").await;
+    let requests = (0..6).map(|_| forgot(&app, &address));
+    for answer in futures_util::future::join_all(requests).await {
+        answer.assert(StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.messages_to(&address).len(),
+        2,
+        "one verification, one reset"
+    );
+}
+
+#[tokio::test]
+async fn a_reset_link_dies_when_the_password_changes_otherwise() {
+    let (app, sink) = app_with_mail!();
+    let address = signed_up(&app, &sink, "quinn").await;
+    forgot(&app, &address).await.assert(StatusCode::OK);
+    let mail = sink.wait_for(&address, 2).await;
+    let token = app.token_for("quinn").await;
+    app.request(
+        Method::PUT,
+        "/api/user/password",
+        json!({"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}),
+        Some(&token),
+    )
+    .await
+    .assert(StatusCode::OK);
+    app.post(
+        "/api/auth/password/reset",
+        json!({"token": mail.token(), "newPassword": "taken over now"}),
+        None,
+    )
+    .await
+    .assert(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_old_address_keeps_its_undo_until_it_expires() {
+    let (app, sink) = app_with_mail!();
+    let old = signed_up(&app, &sink, "rita").await;
+    let token = app.token_for("rita").await;
+    app.post(
+        "/api/user/email",
+        json!({"newEmail": "rita@example.org", "currentPassword": PASSWORD}),
+        Some(&token),
+    )
+    .await
+    .assert(StatusCode::OK);
+    let confirm = sink.wait_for("rita@example.org", 1).await;
+    app.post(
+        "/api/auth/email/confirm",
+        json!({"token": confirm.token()}),
+        None,
+    )
+    .await
+    .assert(StatusCode::OK);
+    // A second change would take the undo link from the old address: refused for now.
+    let again = app
+        .post(
+            "/api/user/email",
+            json!({"newEmail": "rita@example.net", "currentPassword": PASSWORD}),
+            Some(&token),
+        )
+        .await;
+    again.assert(StatusCode::CONFLICT);
+    // Nobody can take the old address meanwhile, so the undo cannot be blocked.
+    let squatter = app
+        .post(
+            "/api/auth/signup",
+            json!({"username": "squatter", "email": old, "password": PASSWORD}),
+            None,
+        )
+        .await;
+    squatter.assert(StatusCode::BAD_REQUEST);
+    assert_eq!(squatter.message(), "Failed! Email is already in use!");
+    let notice = sink.wait_for(&old, 2).await;
+    app.post(
+        "/api/auth/email/report",
+        json!({"token": notice.token()}),
+        None,
+    )
+    .await
+    .assert(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn under_required_verification_the_code_works_with_the_address() {
+    let (app, sink) = app_with_mail!(|settings| {
+        settings.email_verification = EmailVerification::Required;
+    });
+    let address = signed_up(&app, &sink, "sam").await;
+    let mail = sink.wait_for(&address, 1).await;
+    app.post(
+        "/api/auth/verify-email",
+        json!({"email": "nobody@example.com", "code": mail.code()}),
+        None,
+    )
+    .await
+    .assert(StatusCode::BAD_REQUEST);
+    app.post(
+        "/api/auth/verify-email",
+        json!({"email": address, "code": mail.code()}),
+        None,
+    )
+    .await
+    .assert(StatusCode::OK);
+    app.signin("sam", PASSWORD).await.assert(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn one_address_gets_a_bounded_number_of_messages_an_hour() {
+    let (app, sink) = app_with_mail!(|settings| {
+        settings.mail.per_recipient_per_hour = 2;
+    });
+    let address = signed_up(&app, &sink, "tina").await;
+    forgot(&app, &address).await.assert(StatusCode::OK);
+    sink.wait_for(&address, 2).await;
+    forgot(&app, &address).await.assert(StatusCode::OK);
+    let (events, _) = wait_for_audit(&app, "mail_failed", 1).await;
+    assert!(
+        events[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("too many messages")
+    );
+    assert_eq!(sink.messages_to(&address).len(), 2);
+}
+
+#[tokio::test]
+async fn verification_turned_off_is_said_plainly() {
+    let (app, _sink) = app_with_mail!(|settings| {
+        settings.email_verification = EmailVerification::Off;
+    });
+    app.signup("uma").await.assert(StatusCode::OK);
+    let answer = app
+        .post(
+            "/api/auth/verify-email/resend",
+            json!({"email": "uma@example.com"}),
+            None,
+        )
+        .await;
+    answer.assert(StatusCode::FORBIDDEN);
+    assert!(answer.message().contains("turned off"));
+}

@@ -101,6 +101,8 @@ async fn a_session_opens_only_for_the_credential_verified() {
         ip: None,
         token_hash: id.as_bytes(),
         credential_version,
+        amr: "pwd",
+        factor_proven_at: None,
     };
     assert_eq!(
         storage

@@ -49,23 +49,51 @@ pub async fn request(
     if new_email.as_str() == user.email {
         return Err(Error::SameEmail);
     }
-    if state.storage.email_taken(new_email).await? {
-        // Nothing to confirm; a pending change to another address is voided all the same.
-        state
-            .storage
-            .void_email_token(user.id, Purpose::Change)
-            .await?;
-        return Ok(());
+    let now = unix_now();
+    // While the old address can still undo the last change, the address stays put: a second
+    // change would take the undo link away from it.
+    if let Some(report) = state.storage.email_token(user.id, Purpose::Report).await?
+        && report.is_live(now)
+    {
+        return Err(Error::EmailChangeLocked);
     }
-    let new = new_email.as_str();
-    send_token(state, &user, new, KIND, &[]).await?;
-    state
-        .audit(AuditEvent {
-            ip: client.ip.clone(),
-            detail: Some(format!("to {new}")),
-            ..AuditEvent::new(AuditKind::EmailChangeRequested, Some(user.id))
-        })
+    // Asked again too soon: said plainly, whatever the new address (the answer must not
+    // depend on whether it is taken).
+    if let Some(pending) = state.storage.email_token(user.id, Purpose::Change).await?
+        && pending.created_at
+            > now.saturating_sub_unsigned(state.settings.mail.send_cooldown.as_secs())
+    {
+        return Err(Error::MailThrottled);
+    }
+    // The rest happens after the answer, which is the same whether the address is taken.
+    let state = state.clone();
+    let client = client.clone();
+    let new_email = new_email.clone();
+    tokio::spawn(async move {
+        let result = async {
+            if state.storage.email_taken(&new_email).await? {
+                // Nothing to confirm; a pending change to another address is voided all the same.
+                return state
+                    .storage
+                    .void_email_token(user.id, Purpose::Change)
+                    .await;
+            }
+            let new = new_email.as_str();
+            send_token(&state, &user, new, KIND, &[]).await?;
+            state
+                .audit(AuditEvent {
+                    ip: client.ip.clone(),
+                    detail: Some(format!("to {new}")),
+                    ..AuditEvent::new(AuditKind::EmailChangeRequested, Some(user.id))
+                })
+                .await;
+            Ok::<_, Error>(())
+        }
         .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not send an address confirmation");
+        }
+    });
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use crate::{
     error::{Error, Result},
     mail::{Outgoing, Template, render},
     state::AppState,
-    storage::{EmailToken, NewEmailToken, Purpose, SEND_WINDOW_SECS, UserRecord},
+    storage::{EmailToken, NewEmailToken, Purpose, UserRecord},
 };
 
 /// Wrong codes a token survives; the last one voids it.
@@ -60,9 +60,25 @@ pub async fn send_token(
     extra: &[(&str, &str)],
 ) -> Result<Sent> {
     let now = unix_now();
-    if let Some(previous) = state.storage.email_token(user.id, kind.purpose).await?
-        && throttled(&previous, now, state.settings.mail.send_cooldown)
-    {
+    let drawn = state.codes.draw(user.id, kind.purpose.as_str())?;
+    let cooldown = i64::try_from(state.settings.mail.send_cooldown.as_secs()).unwrap_or(i64::MAX);
+    let stored = state
+        .storage
+        .put_email_token(
+            &NewEmailToken {
+                user_id: user.id,
+                purpose: kind.purpose,
+                email: to,
+                code_hash: Some(&drawn.code_hash),
+                link_hash: &drawn.link_hash,
+                now,
+                expires_at: crate::clock::after(now, kind.lifetime),
+            },
+            cooldown,
+            MAX_SENDS_PER_HOUR,
+        )
+        .await?;
+    if !stored {
         tracing::debug!(
             user_id = user.id,
             purpose = kind.purpose.as_str(),
@@ -70,30 +86,11 @@ pub async fn send_token(
         );
         return Ok(Sent::Throttled);
     }
-    let drawn = state.codes.draw(user.id, kind.purpose.as_str())?;
-    state
-        .storage
-        .put_email_token(&NewEmailToken {
-            user_id: user.id,
-            purpose: kind.purpose,
-            email: to,
-            code_hash: Some(&drawn.code_hash),
-            link_hash: &drawn.link_hash,
-            now,
-            expires_at: crate::clock::after(now, kind.lifetime),
-        })
-        .await?;
     let link = page_link(state, kind.page, &drawn.link);
     let mut values = vec![("code", drawn.code.as_str()), ("link", link.as_str())];
     values.extend_from_slice(extra);
     queue(state, user, to, kind.template, kind.lifetime, &values).await;
     Ok(Sent::Queued)
-}
-
-fn throttled(previous: &EmailToken, now: i64, cooldown: Duration) -> bool {
-    previous.created_at > now.saturating_sub_unsigned(cooldown.as_secs())
-        || (previous.window_started_at > now - SEND_WINDOW_SECS
-            && previous.sends >= MAX_SENDS_PER_HOUR)
 }
 
 /// A link to a UI page carrying a token.
@@ -119,7 +116,7 @@ pub async fn queue(
         ("valid_for", valid_for.as_str()),
     ];
     all.extend_from_slice(values);
-    state
+    let queued = state
         .mailer
         .queue(Outgoing {
             to: to.to_owned(),
@@ -128,11 +125,27 @@ pub async fn queue(
             message: render(template, &all),
         })
         .await;
+    if !queued {
+        tracing::error!(
+            template = template.name(),
+            user_id = user.id,
+            "mail not sent: no mail server is configured"
+        );
+        state
+            .audit(crate::audit::AuditEvent {
+                detail: Some(format!(
+                    "{} to {to}: no mail server is configured",
+                    template.name()
+                )),
+                ..crate::audit::AuditEvent::new(crate::audit::AuditKind::MailFailed, Some(user.id))
+            })
+            .await;
+    }
 }
 
-/// The user's live token of `purpose` if `typed` is its code. A wrong code counts against
-/// the token (the last allowed attempt voids it); no token, a spent one and a wrong code all
-/// fail alike.
+/// The user's live token of `purpose` if `typed` is its code. Every attempt counts against
+/// the token before the comparison (a wrong last allowed attempt voids it); no token, a spent
+/// one and a wrong code all fail alike.
 pub async fn token_for_code(
     state: &AppState,
     user_id: i64,
@@ -141,9 +154,8 @@ pub async fn token_for_code(
 ) -> Result<EmailToken> {
     let token = state
         .storage
-        .email_token(user_id, purpose)
-        .await?
-        .filter(|t| t.is_live(unix_now()));
+        .count_code_attempt(user_id, purpose, unix_now(), MAX_CODE_ATTEMPTS)
+        .await?;
     let Some(token) = token else {
         return Err(Error::InvalidCode);
     };
@@ -153,10 +165,12 @@ pub async fn token_for_code(
             .matches(user_id, purpose.as_str(), typed, stored)
     });
     if !matches {
-        state
-            .storage
-            .count_wrong_code(&token.link_hash, MAX_CODE_ATTEMPTS)
-            .await?;
+        if token.attempts >= MAX_CODE_ATTEMPTS {
+            state
+                .storage
+                .void_email_token_by_link(&token.link_hash)
+                .await?;
+        }
         return Err(Error::InvalidCode);
     }
     Ok(token)

@@ -51,7 +51,7 @@ pub async fn after_signup(state: &AppState, user_id: i64) {
 pub async fn resend(state: &AppState, caller: Option<i64>, email: Option<Email>) -> Result<()> {
     require_mail(state, FEATURE)?;
     if state.settings.email_verification == EmailVerification::Off {
-        return Err(Error::MailUnavailable(
+        return Err(Error::FeatureOff(
             "Email verification is turned off on this server.",
         ));
     }
@@ -80,23 +80,34 @@ fn needs_verifying(user: &UserRecord) -> bool {
     user.email_verified_at.is_none() && !user.disabled
 }
 
-/// Verifies with the link's token (no sign-in needed) or, for a signed-in caller, the code.
-pub async fn confirm(
-    state: &AppState,
-    caller: Option<i64>,
-    token: Option<&str>,
-    code: Option<&str>,
-    client: &Client,
-) -> Result<()> {
-    let link = match (token, code, caller) {
-        (Some(token), _, _) => link_hash(token)?,
-        (None, Some(code), Some(user_id)) => {
+/// What proves an address: the link's token, or the code with the signed-in caller or the
+/// address it went to (sign-in may be refused until the address is verified).
+#[derive(Debug)]
+pub enum Proof<'a> {
+    Link(&'a str),
+    CodeFor { user_id: i64, code: &'a str },
+    CodeTo { email: &'a Email, code: &'a str },
+}
+
+/// Verifies the address a proof names.
+pub async fn confirm(state: &AppState, proof: Proof<'_>, client: &Client) -> Result<()> {
+    let link = match proof {
+        Proof::Link(token) => link_hash(token)?,
+        Proof::CodeFor { user_id, code } => {
             token_for_code(state, user_id, Purpose::Verify, code)
                 .await?
                 .link_hash
         }
-        (None, Some(_), None) => return Err(Error::NoToken),
-        (None, None, _) => return Err(Error::MissingProof),
+        Proof::CodeTo { email, code } => {
+            let user = state
+                .storage
+                .user_by_email(email)
+                .await?
+                .ok_or(Error::InvalidCode)?;
+            token_for_code(state, user.id, Purpose::Verify, code)
+                .await?
+                .link_hash
+        }
     };
     let user_id = state
         .storage

@@ -1,0 +1,276 @@
+//! Second factors: TOTP secrets, recovery codes, the sign-in challenge between password and
+//! factor, and when a session last proved a factor.
+
+use super::{Storage, on_pool};
+use crate::error::Result;
+
+/// A user's authenticator app.
+#[derive(Clone)]
+pub struct TotpRecord {
+    pub secret: Vec<u8>,
+    /// `None` while enrolling.
+    pub confirmed_at: Option<i64>,
+    pub last_used_step: Option<i64>,
+}
+
+impl std::fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_used_step", &self.last_used_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pending sign-in challenge.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub user_id: i64,
+    pub credential_version: i64,
+    pub attempts: i64,
+    pub expires_at: i64,
+}
+
+impl Storage {
+    pub async fn totp_of(&self, user_id: i64) -> Result<Option<TotpRecord>> {
+        let row: Option<(Vec<u8>, Option<i64>, Option<i64>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT secret, confirmed_at, last_used_step FROM totp_factors WHERE user_id = $1",
+            )
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(
+            row.map(|(secret, confirmed_at, last_used_step)| TotpRecord {
+                secret,
+                confirmed_at,
+                last_used_step,
+            }),
+        )
+    }
+
+    /// Starts (or restarts) an enrolment with a new secret. `false` if the user has a
+    /// confirmed authenticator already (it must be removed first).
+    pub async fn begin_totp(&self, user_id: i64, secret: &[u8], now: i64) -> Result<bool> {
+        let stored = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO totp_factors (user_id, secret, confirmed_at, last_used_step, created_at) \
+                 VALUES ($1, $2, NULL, NULL, $3) \
+                 ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, \
+                   last_used_step = NULL, created_at = excluded.created_at \
+                 WHERE totp_factors.confirmed_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(secret)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(stored == 1)
+    }
+
+    /// Accepts `step` for the user's authenticator if no later-or-equal step was accepted
+    /// before (a code works once), confirming an enrolment when `confirm` is set. `false` if
+    /// the step was used already (or there is nothing to accept it for).
+    pub async fn use_totp_step(
+        &self,
+        user_id: i64,
+        step: i64,
+        confirm: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let used = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE totp_factors SET last_used_step = $2, \
+                   confirmed_at = CASE WHEN $3 THEN COALESCE(confirmed_at, $4) ELSE confirmed_at END \
+                 WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) \
+                   AND (confirmed_at IS NOT NULL OR $3)",
+            )
+            .bind(user_id)
+            .bind(step)
+            .bind(confirm)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(used == 1)
+    }
+
+    /// Replaces the user's recovery codes (voiding the old set).
+    pub async fn replace_recovery_codes(&self, user_id: i64, hashes: &[Vec<u8>]) -> Result<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            for hash in hashes {
+                sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                    .bind(user_id)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Uses up a recovery code; `false` if it is not one of the user's unused codes.
+    pub async fn use_recovery_code(&self, user_id: i64, hash: &[u8], now: i64) -> Result<bool> {
+        let used = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE recovery_codes SET used_at = $3 \
+                 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(hash)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(used == 1)
+    }
+
+    pub async fn recovery_codes_left(&self, user_id: i64) -> Result<i64> {
+        let (left,): (i64,) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(left)
+    }
+
+    /// Removes every second factor of the user (and their recovery codes). Returns whether
+    /// there was a confirmed one.
+    pub async fn remove_factors(&self, user_id: i64) -> Result<bool> {
+        let removed = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let removed = sqlx::query(
+                "DELETE FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+            )
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM totp_factors WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            removed
+        });
+        Ok(removed > 0)
+    }
+
+    pub async fn put_mfa_challenge(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        credential_version: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO mfa_challenges (token_hash, user_id, credential_version, attempts, \
+                 created_at, expires_at) VALUES ($1, $2, $3, 0, $4, $5)",
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(credential_version)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn mfa_challenge(&self, token_hash: &[u8]) -> Result<Option<Challenge>> {
+        let row: Option<(i64, i64, i64, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, credential_version, attempts, expires_at FROM mfa_challenges \
+                 WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(
+            |(user_id, credential_version, attempts, expires_at)| Challenge {
+                user_id,
+                credential_version,
+                attempts,
+                expires_at,
+            },
+        ))
+    }
+
+    /// Counts a wrong factor against a challenge; the attempt that reaches `max` ends it.
+    pub async fn count_challenge_failure(&self, token_hash: &[u8], max: i64) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE mfa_challenges SET attempts = attempts + 1, \
+                   expires_at = CASE WHEN attempts + 1 >= $2 THEN 0 ELSE expires_at END \
+                 WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .bind(max)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Uses a challenge up; `false` if it was used, ended or expired meanwhile.
+    pub async fn take_mfa_challenge(&self, token_hash: &[u8], now: i64) -> Result<bool> {
+        let taken = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1 AND expires_at > $2")
+                .bind(token_hash)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(taken == 1)
+    }
+
+    /// Records that the session's user just proved a second factor.
+    pub async fn note_factor_proven(&self, session_id: &str, amr: &str, now: i64) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE sessions SET factor_proven_at = $2, amr = $3 WHERE id = $1")
+                .bind(session_id)
+                .bind(now)
+                .bind(amr)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// When the session last proved a second factor, if ever.
+    pub async fn factor_proven_at(&self, session_id: &str) -> Result<Option<i64>> {
+        let row: Option<(Option<i64>,)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT factor_proven_at FROM sessions WHERE id = $1")
+                .bind(session_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.and_then(|(at,)| at))
+    }
+}
