@@ -43,6 +43,13 @@ pub mod paths {
     pub const ADMIN_USER_PASSWORD: &str = "/api/admin/users/{id}/password";
     pub const ADMIN_USER_RESET_MAIL: &str = "/api/admin/users/{id}/password-reset";
     pub const ADMIN_USER_VERIFY_EMAIL: &str = "/api/admin/users/{id}/verify-email";
+    pub const MFA_VERIFY: &str = "/api/auth/mfa/verify";
+    pub const MFA_STEP_UP: &str = "/api/auth/mfa/step-up";
+    pub const MFA: &str = "/api/user/mfa";
+    pub const MFA_TOTP: &str = "/api/user/mfa/totp";
+    pub const MFA_TOTP_CONFIRM: &str = "/api/user/mfa/totp/confirm";
+    pub const MFA_RECOVERY_CODES: &str = "/api/user/mfa/recovery-codes";
+    pub const ADMIN_USER_MFA: &str = "/api/admin/users/{id}/mfa";
     /// The UI pages that mailed links open.
     pub const PAGE_RESET_PASSWORD: &str = "/reset-password";
     pub const PAGE_VERIFY_EMAIL: &str = "/verify-email";
@@ -108,6 +115,99 @@ pub struct LoginResponse {
     pub token_type: String,
     pub expires_in: u64,
     pub user: LoginUser,
+}
+
+/// Why a request was refused, for clients to act on (`reason` beside `message`).
+pub mod reasons {
+    /// Sign-in needs a second factor: `mfaToken` goes to `/api/auth/mfa/verify`.
+    pub const MFA_REQUIRED: &str = "mfa_required";
+    /// Prove a factor at `/api/auth/mfa/step-up`, then retry.
+    pub const STEP_UP_REQUIRED: &str = "step_up_required";
+    /// Enrol a second factor first (`--require-mfa-for-role`).
+    pub const MFA_ENROLLMENT_REQUIRED: &str = "mfa_enrollment_required";
+}
+
+/// The refusal of a sign-in that needs a second factor (401).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MfaChallenge {
+    pub access_token: Option<String>,
+    pub message: String,
+    pub reason: String,
+    /// The single-purpose challenge token: not an access token.
+    pub mfa_token: String,
+    /// `otp`, `recovery`.
+    pub methods: Vec<String>,
+}
+
+/// A refusal with a machine-readable reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonBody {
+    pub message: String,
+    pub reason: String,
+}
+
+/// `POST /api/auth/mfa/verify`: the challenge and one factor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MfaVerifyRequest {
+    pub mfa_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
+}
+
+/// `POST /api/auth/mfa/step-up`: one factor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepUpRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
+}
+
+/// `POST /api/user/mfa/totp`: what the authenticator app needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolment {
+    /// Base32, to type in by hand.
+    pub secret: String,
+    /// `otpauth://totp/…`, for the QR code.
+    pub uri: String,
+}
+
+/// `POST /api/user/mfa/totp/confirm`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TotpConfirmRequest {
+    pub code: String,
+}
+
+/// The answer to a confirmed enrolment: recovery codes, shown this once, and a new access
+/// token (the session has just proven the factor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TotpConfirmed {
+    pub recovery_codes: Vec<String>,
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+/// `GET /api/user/mfa`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MfaStatus {
+    pub totp: bool,
+    pub recovery_codes_left: i64,
+    /// The user's role requires a second factor.
+    pub required: bool,
 }
 
 /// `POST /api/auth/password/forgot`.
@@ -261,6 +361,8 @@ pub struct AdminUser {
     pub email_verified: bool,
     /// RFC 3339 time of the last successful sign-in, if any.
     pub last_signin_at: Option<String>,
+    /// Whether the user has a second factor.
+    pub mfa: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ use envelope::EnvelopeLayer;
 pub use envelope::{CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES};
 
 use crate::{
-    http::{admin, auth, authz, content, email, gate, introspect, meta, sessions, ui, user},
+    http::{admin, auth, authz, content, email, gate, introspect, meta, mfa, sessions, ui, user},
     state::AppState,
 };
 
@@ -102,6 +102,19 @@ pub fn app(
         .route(paths::EMAIL_CONFIRM, post(email::confirm_email))
         .route(paths::EMAIL_REPORT, post(email::report_email_change))
         .route(paths::EMAIL, post(email::change_email))
+        .route(paths::MFA_VERIFY, post(mfa::verify))
+        .route(paths::MFA_STEP_UP, post(mfa::step_up))
+        .route(paths::MFA, get(mfa::status))
+        .route(
+            paths::MFA_TOTP,
+            post(mfa::begin_totp).delete(mfa::remove_totp),
+        )
+        .route(paths::MFA_TOTP_CONFIRM, post(mfa::confirm_totp))
+        .route(
+            paths::MFA_RECOVERY_CODES,
+            post(mfa::regenerate_recovery_codes),
+        )
+        .route(paths::ADMIN_USER_MFA, delete(mfa::admin_reset))
         .route(paths::TEST_ALL, get(content::public))
         .route(paths::TEST_USER, get(content::user))
         .route(paths::TEST_MOD, get(content::moderator))

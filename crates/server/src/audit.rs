@@ -25,10 +25,16 @@ pub enum AuditKind {
     EmailChanged,
     EmailChangeReported,
     MailFailed,
+    MfaEnrolled,
+    MfaRemoved,
+    MfaFailed,
+    MfaReset,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 21] = [
+    pub const ALL: [AuditKind; 27] = [
         AuditKind::Signup,
         AuditKind::SigninOk,
         AuditKind::SigninFailed,
@@ -50,6 +56,12 @@ impl AuditKind {
         AuditKind::EmailChanged,
         AuditKind::EmailChangeReported,
         AuditKind::MailFailed,
+        AuditKind::MfaEnrolled,
+        AuditKind::MfaRemoved,
+        AuditKind::MfaFailed,
+        AuditKind::MfaReset,
+        AuditKind::RecoveryCodesRegenerated,
+        AuditKind::RecoveryCodeUsed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +87,12 @@ impl AuditKind {
             AuditKind::EmailChanged => "email_changed",
             AuditKind::EmailChangeReported => "email_change_reported",
             AuditKind::MailFailed => "mail_failed",
+            AuditKind::MfaEnrolled => "mfa_enrolled",
+            AuditKind::MfaRemoved => "mfa_removed",
+            AuditKind::MfaFailed => "mfa_failed",
+            AuditKind::MfaReset => "mfa_reset",
+            AuditKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 

@@ -15,6 +15,12 @@ use subtle::ConstantTimeEq;
 /// Digits in a code.
 pub const CODE_DIGITS: usize = 8;
 
+/// Recovery codes in a set.
+pub const RECOVERY_CODES: usize = 10;
+const RECOVERY_CODE_CHARS: usize = 10;
+/// Crockford's base 32, lower case: no `i`, `l`, `o`, `u` to misread.
+const RECOVERY_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
 /// A code and link token just drawn, to put in a mail; only their hashes are stored.
 pub struct OneTime {
     /// `1234 5678`: the code as shown, in two groups of four.
@@ -68,6 +74,44 @@ impl Codes {
             Some(code) => bool::from(self.code_hash(user_id, purpose, &code).ct_eq(stored)),
             None => false,
         }
+    }
+
+    /// A fresh set of [`RECOVERY_CODES`] recovery codes for `user_id`, as shown
+    /// (`abcde-12345`), and their hashes.
+    pub fn recovery_codes(&self, user_id: i64) -> anyhow::Result<(Vec<String>, Vec<Vec<u8>>)> {
+        let mut shown = Vec::with_capacity(RECOVERY_CODES);
+        let mut hashes = Vec::with_capacity(RECOVERY_CODES);
+        for _ in 0..RECOVERY_CODES {
+            let mut bytes = [0u8; RECOVERY_CODE_CHARS];
+            self.rng
+                .fill(&mut bytes)
+                .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+            // 32 symbols: each byte's low five bits pick one without bias.
+            let code: String = bytes
+                .iter()
+                .map(|b| char::from(RECOVERY_ALPHABET[usize::from(b & 31)]))
+                .collect();
+            hashes.push(self.code_hash(user_id, "recovery", &code));
+            shown.push(format!("{}-{}", &code[..5], &code[5..]));
+        }
+        Ok((shown, hashes))
+    }
+
+    /// The stored form of a typed recovery code, if it can be one (case, spaces and dashes
+    /// do not matter; `i`, `l` and `o` are read as `1`, `1` and `0`).
+    pub fn recovery_hash(&self, user_id: i64, typed: &str) -> Option<Vec<u8>> {
+        let code: String = typed
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| match c.to_ascii_lowercase() {
+                'i' | 'l' => '1',
+                'o' => '0',
+                c => c,
+            })
+            .collect();
+        let valid = code.len() == RECOVERY_CODE_CHARS
+            && code.bytes().all(|b| RECOVERY_ALPHABET.contains(&b));
+        valid.then(|| self.code_hash(user_id, "recovery", &code))
     }
 
     fn code_hash(&self, user_id: i64, purpose: &str, digits: &str) -> Vec<u8> {
@@ -144,6 +188,20 @@ mod tests {
         assert_eq!(normalize_code("1234567a"), None);
         assert_eq!(normalize_code("１２３４５６７８"), None);
         assert!(!plausible_link("short"));
+    }
+
+    #[test]
+    fn recovery_codes_are_read_forgivingly_and_bound_to_their_user() {
+        let codes = Codes::new(b"secret");
+        let (shown, hashes) = codes.recovery_codes(3).unwrap();
+        assert_eq!(shown.len(), RECOVERY_CODES);
+        assert_eq!(shown[0].len(), 11);
+        let typed = shown[0].to_uppercase().replace('-', " ");
+        assert_eq!(codes.recovery_hash(3, &typed).as_ref(), Some(&hashes[0]));
+        assert_ne!(codes.recovery_hash(4, &shown[0]).as_ref(), Some(&hashes[0]));
+        assert_eq!(codes.recovery_hash(3, "short"), None);
+        let distinct: std::collections::HashSet<_> = shown.iter().collect();
+        assert_eq!(distinct.len(), RECOVERY_CODES);
     }
 
     #[test]

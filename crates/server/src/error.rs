@@ -136,6 +136,30 @@ pub enum Error {
         "The address of this account changed in the last 7 days and can still be reported from the old one; it cannot change again until then. Ask an administrator if you need to."
     )]
     EmailChangeLocked,
+    /// The password is right; a second factor is needed (`challenge` for /api/auth/mfa/verify).
+    #[error("Enter the code from your authenticator app, or a recovery code.")]
+    SecondFactorRequired {
+        challenge: String,
+        methods: Vec<&'static str>,
+    },
+    #[error("This sign-in has expired or was completed already; sign in again.")]
+    ChallengeExpired,
+    #[error("The code is not valid.")]
+    InvalidFactor,
+    /// A sensitive change by a user with a second factor not proven recently.
+    #[error(
+        "Confirm it is you: enter a code from your authenticator app (or a recovery code) first."
+    )]
+    StepUpRequired,
+    /// A token good for enrolling a second factor only (`--require-mfa-for-role`).
+    #[error("Your role requires two-step sign-in: set up an authenticator app first.")]
+    EnrolmentRequired,
+    #[error("A second factor is set up already; remove it first.")]
+    FactorExists,
+    #[error("Start setting up the authenticator app first.")]
+    NoEnrolment,
+    #[error("Your role requires a second factor; it cannot be removed.")]
+    FactorRequired,
     /// A feature the operator turned off.
     #[error("{0}")]
     FeatureOff(&'static str),
@@ -258,7 +282,15 @@ impl Error {
             | Error::SameEmail
             | Error::MissingLoginName => StatusCode::BAD_REQUEST,
             Error::EmailNotVerified | Error::FeatureOff(_) => StatusCode::FORBIDDEN,
-            Error::EmailChangeLocked => StatusCode::CONFLICT,
+            Error::EmailChangeLocked | Error::FactorExists | Error::FactorRequired => {
+                StatusCode::CONFLICT
+            }
+            Error::SecondFactorRequired { .. }
+            | Error::ChallengeExpired
+            | Error::InvalidFactor
+            | Error::StepUpRequired => StatusCode::UNAUTHORIZED,
+            Error::EnrolmentRequired => StatusCode::FORBIDDEN,
+            Error::NoEnrolment => StatusCode::BAD_REQUEST,
             Error::MailUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
             Error::CookieRefresh(_) => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -397,6 +429,32 @@ impl IntoResponse for Error {
             _ => None,
         };
         let mut response = match self {
+            Error::SecondFactorRequired { challenge, methods } => (
+                status,
+                Json(api::wire::MfaChallenge {
+                    access_token: None,
+                    message,
+                    reason: api::wire::reasons::MFA_REQUIRED.to_owned(),
+                    mfa_token: challenge,
+                    methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+                }),
+            )
+                .into_response(),
+            Error::StepUpRequired | Error::EnrolmentRequired => {
+                let reason = if matches!(self, Error::StepUpRequired) {
+                    api::wire::reasons::STEP_UP_REQUIRED
+                } else {
+                    api::wire::reasons::MFA_ENROLLMENT_REQUIRED
+                };
+                (
+                    status,
+                    Json(api::wire::ReasonBody {
+                        message,
+                        reason: reason.to_owned(),
+                    }),
+                )
+                    .into_response()
+            }
             // The tutorial's clients read `accessToken: null` on a failed signin.
             Error::InvalidCredentials => (
                 status,

@@ -151,11 +151,19 @@ pub async fn sign_in(
         super::email::verify::after_signup(state, user.id).await;
         return Err(Error::EmailNotVerified);
     }
-    let (access, grant) = sessions::open(state, &user, client, Amr::PASSWORD).await?;
-    state.storage.note_signin(user.id, unix_now()).await?;
     if verdict == Verdict::MatchNeedsRehash {
         rehash(state, &user, password).await;
     }
+    // A second factor to prove: no session yet, a challenge for /api/auth/mfa/verify.
+    if user.has_second_factor {
+        let challenge = super::mfa::challenge(state, &user).await?;
+        return Err(Error::SecondFactorRequired {
+            challenge,
+            methods: super::mfa::methods(&user),
+        });
+    }
+    let (access, grant) = sessions::open(state, &user, client, Amr::PASSWORD).await?;
+    state.storage.note_signin(user.id, unix_now()).await?;
     state
         .audit(AuditEvent {
             ip: client.ip.clone(),
@@ -175,7 +183,7 @@ pub async fn sign_in(
 /// elsewhere cannot lock them out: that is, a client at an address where this account's
 /// correct password was given for a session that is still valid and was opened with the
 /// current password. Unknown names take the same steps.
-async fn guard_attempt(
+pub(crate) async fn guard_attempt(
     state: &AppState,
     key: &ThrottleKey,
     user_id: Option<i64>,

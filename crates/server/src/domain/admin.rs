@@ -48,7 +48,7 @@ pub enum Actor<'a> {
 }
 
 impl Actor<'_> {
-    fn audit(self, mut event: AuditEvent, client: &Client) -> AuditEvent {
+    pub(crate) fn audit(self, mut event: AuditEvent, client: &Client) -> AuditEvent {
         match self {
             Actor::Admin(admin) => {
                 event.actor_id = Some(admin.user_id);

@@ -5,4 +5,5 @@ pub mod admin;
 pub mod clients;
 pub mod email;
 pub mod keys;
+pub mod mfa;
 pub mod sessions;

@@ -11,7 +11,7 @@ use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 
-use super::extract::{Admin, ClientInfo, Json, Path, Query, RequireRole};
+use super::extract::{Admin, ClientInfo, Json, Path, Query, RecentlyVerified, RequireRole};
 use crate::{
     audit::AuditKind,
     clock::rfc3339,
@@ -76,6 +76,7 @@ fn admin_user(user: UserRecord) -> AdminUser {
         created_at: user.created_at.format(&Rfc3339).unwrap_or_default(),
         email_verified: user.email_verified_at.is_some(),
         last_signin_at: user.last_signin_at.map(crate::clock::rfc3339),
+        mfa: user.has_second_factor,
     }
 }
 
@@ -126,6 +127,7 @@ pub async fn get_user(
 pub async fn set_roles(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     client: ClientInfo,
     Path(id): Path<i64>,
     Json(body): Json<SetRolesRequest>,
@@ -157,6 +159,7 @@ pub async fn set_roles(
 pub async fn disable(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {
@@ -174,6 +177,7 @@ pub async fn disable(
 pub async fn enable(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {
@@ -191,6 +195,7 @@ pub async fn enable(
 pub async fn delete_user(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {
@@ -208,6 +213,7 @@ pub async fn delete_user(
 pub async fn end_sessions(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {
@@ -254,6 +260,7 @@ pub async fn audit(
 pub async fn create_user(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     client: ClientInfo,
     Json(body): Json<CreateUserRequest>,
 ) -> Result<(StatusCode, axum::Json<AdminUser>)> {
@@ -283,6 +290,7 @@ pub async fn create_user(
 pub async fn set_password(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     client: ClientInfo,
     Path(id): Path<i64>,
     Json(body): Json<SetPasswordRequest>,
@@ -303,6 +311,7 @@ pub async fn set_password(
 pub async fn send_reset(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {
@@ -314,6 +323,7 @@ pub async fn send_reset(
 pub async fn verify_email(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     client: ClientInfo,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<MessageBody>> {

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     domain::{
-        accounts::{self, SignUp},
+        accounts::{self, SignUp, SignedIn},
         sessions::{self, Grant},
     },
     error::{Error, RefreshFailure, Result},
@@ -76,26 +76,31 @@ pub async fn signin(
     let signed_in =
         accounts::sign_in(&state, &body.username, &body.password, &client.client()).await?;
     let session_cookies = session_cookies(&state, &signed_in.access, &signed_in.grant);
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        session_cookies,
+        JsonResponse(signin_body(&state, signed_in)),
+    ))
+}
+
+/// The tutorial's sign-in answer.
+pub fn signin_body(state: &AppState, signed_in: SignedIn) -> SigninResponse {
     let user = signed_in.user;
     let refresh_token = state
         .settings
         .refresh_token_in_body
         .then(|| signed_in.grant.refresh_token.expose().to_owned());
-    Ok((
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        session_cookies,
-        JsonResponse(SigninResponse {
-            // Before the fields that move out of `user`.
-            roles: user.authorities(),
-            id: user.id,
-            username: user.username,
-            email: user.email,
-            access_token: signed_in.access.token,
-            token_type: "Bearer".to_owned(),
-            expires_in: signed_in.access.expires_in.as_secs(),
-            refresh_token,
-        }),
-    ))
+    SigninResponse {
+        // Before the fields that move out of `user`.
+        roles: user.authorities(),
+        id: user.id,
+        username: user.username,
+        email: user.email,
+        access_token: signed_in.access.token,
+        token_type: "Bearer".to_owned(),
+        expires_in: signed_in.access.expires_in.as_secs(),
+        refresh_token,
+    }
 }
 
 /// `POST /api/auth/login {email | username, password}`: the production guide's sign-in, by
@@ -136,7 +141,7 @@ pub async fn login(
 }
 
 /// The refresh and access cookies of a session just opened or refreshed.
-fn session_cookies(
+pub fn session_cookies(
     state: &AppState,
     access: &IssuedToken,
     grant: &Grant,

@@ -167,7 +167,8 @@ pub fn caller(
     original: &Original<'_>,
 ) -> Result<Option<Arc<Principal>>> {
     if headers.contains_key(&X_ACCESS_TOKEN) || headers.contains_key(header::AUTHORIZATION) {
-        return Ok(extract::lenient_auth(headers, state));
+        // A token good for enrolling a second factor only opens nothing.
+        return Ok(extract::lenient_auth(headers, state).filter(|p| !p.must_enrol));
     }
     let Some(token) = cookies::access_token(headers) else {
         return Ok(None);

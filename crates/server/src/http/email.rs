@@ -14,7 +14,7 @@ use axum::{
     response::IntoResponse,
 };
 
-use super::extract::{AuthUser, ClientInfo, Json};
+use super::extract::{AuthUser, ClientInfo, Json, RecentlyVerified};
 use crate::{
     domain::email::{
         change,
@@ -125,7 +125,7 @@ pub async fn resend_verification(
 /// `POST /api/user/email {newEmail, currentPassword}`.
 pub async fn change_email(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    RecentlyVerified(principal): RecentlyVerified,
     client: ClientInfo,
     Json(body): Json<ChangeEmailRequest>,
 ) -> Result<impl IntoResponse> {

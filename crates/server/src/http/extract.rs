@@ -99,22 +99,60 @@ impl OptionalFromRequestParts<AppState> for AuthUser {
 }
 
 /// Verifies the token, then checks it against the in-memory revocations (no database query).
+/// A token good for enrolling a second factor only is refused (403, with its reason).
 pub fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
+    let principal = verify_token(state, token)?;
+    if principal.must_enrol {
+        return Err(Error::EnrolmentRequired);
+    }
+    Ok(AuthUser(principal))
+}
+
+/// Any valid token, enrolment-only ones included.
+fn verify_token(state: &AppState, token: &str) -> Result<Arc<Principal>, Error> {
     match state.tokens.verify(token) {
         Ok(principal) if state.revocations.is_revoked(&principal) => Err(Error::InvalidToken),
-        Ok(principal) => Ok(AuthUser(principal)),
+        Ok(principal) => Ok(principal),
         Err(TokenError::Expired) => Err(Error::ExpiredToken),
         Err(TokenError::Invalid) => Err(Error::InvalidToken),
     }
 }
 
-/// The caller if their token is valid; `None` for no token or a bad one. For routes such as
-/// logout that must work whatever state the client's token is in.
+/// The caller if their token is valid (enrolment-only tokens too); `None` for no token or a
+/// bad one. For routes such as logout that must work whatever state the client's token is in.
 pub fn lenient_auth(parts_headers: &HeaderMap, state: &AppState) -> Option<Arc<Principal>> {
     let token = bearer_token(parts_headers).ok().flatten()?;
-    authenticate(state, token)
-        .ok()
-        .map(|AuthUser(principal)| principal)
+    verify_token(state, token).ok()
+}
+
+/// The caller, with any valid token, including one good for enrolling a second factor only:
+/// for the routes such a user needs (their profile, enrolment, sign-out).
+#[derive(Debug, Clone)]
+pub struct EnrollingUser(pub Arc<Principal>);
+
+impl FromRequestParts<AppState> for EnrollingUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = bearer_token(&parts.headers)?.ok_or(Error::NoToken)?;
+        verify_token(state, token).map(EnrollingUser)
+    }
+}
+
+/// The caller, who has proven their second factor recently if they have one: for changes to
+/// passwords, addresses, factors, and every admin change (step-up).
+#[derive(Debug, Clone)]
+pub struct RecentlyVerified(pub Arc<Principal>);
+
+impl FromRequestParts<AppState> for RecentlyVerified {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let AuthUser(principal) =
+            <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        crate::domain::mfa::require_recent_factor(state, &principal).await?;
+        Ok(RecentlyVerified(principal))
+    }
 }
 
 /// The token from `x-access-token` (the tutorial's header) or `Authorization: Bearer`.

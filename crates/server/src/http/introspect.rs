@@ -14,7 +14,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Admin, Form, Path, RequireRole};
+use super::extract::{Admin, Form, Path, RecentlyVerified, RequireRole};
 use crate::{domain::clients, error::Result, state::AppState};
 
 #[derive(Debug, Deserialize)]
@@ -67,7 +67,8 @@ pub async fn introspect(
     let Ok((claims, principal)) = state.tokens.verified_claims(request.token.trim()) else {
         return Ok(inactive);
     };
-    if state.revocations.is_revoked(&principal) {
+    // Revoked, or good for enrolling a second factor only: not a token to let anyone in.
+    if state.revocations.is_revoked(&principal) || principal.must_enrol {
         return Ok(inactive);
     }
     Ok(JsonResponse(Introspection {
@@ -121,6 +122,7 @@ pub async fn list_clients(
 pub async fn remove_client(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
+    _: RecentlyVerified,
     Path(name): Path<String>,
 ) -> Result<JsonResponse<MessageBody>> {
     clients::remove(&state, &name, Some(admin.user_id)).await?;

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod gate;
 pub mod introspect;
 pub mod meta;
+pub mod mfa;
 pub mod sessions;
 pub mod ui;
 pub mod user;

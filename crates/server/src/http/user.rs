@@ -7,7 +7,7 @@ use api::{
 use axum::extract::State;
 use time::format_description::well_known::Rfc3339;
 
-use super::extract::{AuthUser, ClientInfo, Json};
+use super::extract::{ClientInfo, EnrollingUser, Json, RecentlyVerified};
 use crate::{
     domain::accounts,
     error::{Error, Result},
@@ -17,7 +17,7 @@ use crate::{
 
 pub async fn me(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    EnrollingUser(principal): EnrollingUser,
 ) -> Result<axum::Json<Profile>> {
     let user = state
         .storage
@@ -41,7 +41,7 @@ pub async fn me(
 /// `PUT /api/user/password`: needs the current password; ends every other session.
 pub async fn change_password(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    RecentlyVerified(principal): RecentlyVerified,
     client: ClientInfo,
     Json(body): Json<ChangePasswordRequest>,
 ) -> Result<axum::Json<MessageBody>> {

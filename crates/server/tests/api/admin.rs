@@ -565,6 +565,7 @@ async fn an_admin_sees_a_users_fields() {
             "createdAt": created_at,
             "emailVerified": false,
             "lastSigninAt": null,
+            "mfa": false,
         })
     );
     let created = OffsetDateTime::parse(&created_at, &Rfc3339).unwrap();

@@ -16,6 +16,7 @@ mod input;
 mod introspect;
 #[path = "../support/mail_sink.rs"]
 mod mail_sink;
+mod mfa;
 mod nodes;
 mod outage;
 mod proxies;

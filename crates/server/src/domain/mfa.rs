@@ -1,0 +1,423 @@
+//! Second factors: an authenticator app (TOTP) and recovery codes. The challenge between a
+//! proven password and a proven factor; step-up for sensitive changes; the policy that some
+//! roles must have a factor; an admin's reset. Guessing codes meets the same back-off as
+//! guessing passwords.
+
+use std::time::Duration;
+
+use api::Role;
+
+use super::{
+    accounts::{SignedIn, guard_attempt},
+    admin::Actor,
+    sessions::{self, Client, end_sessions, issue_access},
+};
+use crate::{
+    audit::{AuditEvent, AuditKind},
+    clock::{self, unix_now},
+    codes,
+    error::{Error, Result},
+    state::AppState,
+    storage::{SessionFilter, ThrottleKey, UserRecord},
+    tokens::{self, Amr, IssuedToken, Principal},
+    totp::{Authenticator, SECRET_BYTES},
+};
+
+/// How long a sign-in waits for its second factor.
+pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(5 * 60);
+/// Wrong factors a challenge survives; the last one ends it.
+pub const MAX_CHALLENGE_ATTEMPTS: i64 = 5;
+
+/// What the user typed as their second factor.
+#[derive(Debug, Clone, Copy)]
+pub enum Factor<'a> {
+    /// A code from the authenticator app.
+    Otp(&'a str),
+    /// One of the recovery codes.
+    Recovery(&'a str),
+}
+
+/// After the password, for a user with a second factor: the challenge token that
+/// `/api/auth/mfa/verify` takes. Opaque and kept hashed; it is no access token and works
+/// nowhere else.
+pub async fn challenge(state: &AppState, user: &UserRecord) -> Result<String> {
+    let token = state.tokens.random_id::<32>()?;
+    let now = unix_now();
+    state
+        .storage
+        .put_mfa_challenge(
+            &codes::link_hash(&token),
+            user.id,
+            user.credential_version,
+            now,
+            clock::after(now, CHALLENGE_LIFETIME),
+        )
+        .await?;
+    Ok(token)
+}
+
+/// The methods a challenge can be met with.
+pub fn methods(_user: &UserRecord) -> Vec<&'static str> {
+    vec!["otp", "recovery"]
+}
+
+/// `POST /api/auth/mfa/verify`: meets the challenge and opens the session.
+pub async fn complete_sign_in(
+    state: &AppState,
+    challenge_token: &str,
+    factor: Factor<'_>,
+    client: &Client,
+) -> Result<SignedIn> {
+    let hash = codes::link_hash(challenge_token.trim());
+    let now = unix_now();
+    let challenge = state
+        .storage
+        .mfa_challenge(&hash)
+        .await?
+        .filter(|c| c.expires_at > now && c.attempts < MAX_CHALLENGE_ATTEMPTS)
+        .ok_or(Error::ChallengeExpired)?;
+    let user = state
+        .storage
+        .user_by_id(challenge.user_id)
+        .await?
+        .filter(|u| u.credential_version == challenge.credential_version)
+        .ok_or(Error::ChallengeExpired)?;
+    if user.disabled {
+        return Err(Error::AccountDisabled);
+    }
+    let proven = match prove(state, &user, factor, client).await {
+        Ok(proven) => proven,
+        Err(Error::InvalidFactor) => {
+            state
+                .storage
+                .count_challenge_failure(&hash, MAX_CHALLENGE_ATTEMPTS)
+                .await?;
+            return Err(Error::InvalidFactor);
+        }
+        Err(e) => return Err(e),
+    };
+    if !state.storage.take_mfa_challenge(&hash, now).await? {
+        return Err(Error::ChallengeExpired);
+    }
+    let amr = Amr::PASSWORD.with(proven);
+    let (access, grant) = sessions::open(state, &user, client, amr).await?;
+    state.storage.note_signin(user.id, now).await?;
+    state
+        .audit(AuditEvent {
+            ip: client.ip.clone(),
+            session_id: Some(grant.session_id.clone()),
+            detail: Some(amr.joined()),
+            ..AuditEvent::new(AuditKind::SigninOk, Some(user.id))
+        })
+        .await;
+    Ok(SignedIn {
+        user,
+        access,
+        grant,
+    })
+}
+
+/// Checks a factor of `user`, under the same back-off as passwords (per user, before any
+/// check). Returns what was proven.
+async fn prove(
+    state: &AppState,
+    user: &UserRecord,
+    factor: Factor<'_>,
+    client: &Client,
+) -> Result<Amr> {
+    let key = ThrottleKey::for_name(&format!("\u{0}factor:{}", user.id));
+    guard_attempt(state, &key, Some(user.id), client).await?;
+    let now = unix_now();
+    let proven = match factor {
+        Factor::Otp(code) => match state.storage.totp_of(user.id).await? {
+            Some(totp) if totp.confirmed_at.is_some() => {
+                let app = authenticator(state, user, &totp.secret)?;
+                match app.step_of(code, now.unsigned_abs()) {
+                    Some(step) => state
+                        .storage
+                        .use_totp_step(user.id, step, false, now)
+                        .await?
+                        .then_some(Amr::OTP),
+                    None => None,
+                }
+            }
+            _ => None,
+        },
+        Factor::Recovery(code) => match state.codes.recovery_hash(user.id, code) {
+            Some(hash) => state
+                .storage
+                .use_recovery_code(user.id, &hash, now)
+                .await?
+                .then_some(Amr::RECOVERY_CODE),
+            None => None,
+        },
+    };
+    match proven {
+        Some(amr) => {
+            state.storage.signin_succeeded(&key).await?;
+            if amr == Amr::RECOVERY_CODE {
+                let left = state.storage.recovery_codes_left(user.id).await?;
+                state
+                    .audit(AuditEvent {
+                        ip: client.ip.clone(),
+                        detail: Some(format!("{left} left")),
+                        ..AuditEvent::new(AuditKind::RecoveryCodeUsed, Some(user.id))
+                    })
+                    .await;
+            }
+            Ok(amr)
+        }
+        None => {
+            state
+                .audit(AuditEvent {
+                    ip: client.ip.clone(),
+                    ..AuditEvent::new(AuditKind::MfaFailed, Some(user.id))
+                })
+                .await;
+            Err(Error::InvalidFactor)
+        }
+    }
+}
+
+fn authenticator(state: &AppState, user: &UserRecord, secret: &[u8]) -> Result<Authenticator> {
+    Ok(Authenticator::new(
+        secret,
+        &state.settings.product_name,
+        &user.username,
+    )?)
+}
+
+async fn user(state: &AppState, user_id: i64) -> Result<UserRecord> {
+    state
+        .storage
+        .user_by_id(user_id)
+        .await?
+        .ok_or(Error::NotFound("User not found."))
+}
+
+/// `POST /api/auth/mfa/step-up`: proves a factor again in the current session, for the
+/// changes that ask for a recent one. Returns a new access token saying so.
+pub async fn step_up(
+    state: &AppState,
+    principal: &Principal,
+    factor: Factor<'_>,
+    client: &Client,
+) -> Result<IssuedToken> {
+    let user = user(state, principal.user_id).await?;
+    let proven = prove(state, &user, factor, client).await?;
+    let amr = principal.amr.with(Amr::PASSWORD).with(proven);
+    state
+        .storage
+        .note_factor_proven(&principal.session_id, &amr.joined(), unix_now())
+        .await?;
+    issue_access(state, &user, &principal.session_id, amr)
+}
+
+/// For a change that needs a recently proven factor: passes users without one; refuses the
+/// others (401, reason `step_up_required`) unless their session proved a factor within the
+/// step-up window.
+pub async fn require_recent_factor(state: &AppState, principal: &Principal) -> Result<()> {
+    let user = user(state, principal.user_id).await?;
+    if !user.has_second_factor {
+        return Ok(());
+    }
+    let window = state.settings.step_up_window.as_secs();
+    let recent = state
+        .storage
+        .factor_proven_at(&principal.session_id)
+        .await?
+        .is_some_and(|at| at >= unix_now().saturating_sub_unsigned(window));
+    if recent {
+        Ok(())
+    } else {
+        Err(Error::StepUpRequired)
+    }
+}
+
+/// A TOTP enrolment under way: what the user's app needs.
+#[derive(Debug)]
+pub struct Enrolment {
+    pub secret: String,
+    pub uri: String,
+}
+
+/// Starts enrolling an authenticator app (or restarts an enrolment not yet confirmed).
+pub async fn begin_totp(state: &AppState, principal: &Principal) -> Result<Enrolment> {
+    let user = user(state, principal.user_id).await?;
+    if user.has_second_factor {
+        return Err(Error::FactorExists);
+    }
+    let secret = tokens::random_secret()?;
+    let secret = &secret[..SECRET_BYTES];
+    if !state
+        .storage
+        .begin_totp(user.id, secret, unix_now())
+        .await?
+    {
+        return Err(Error::FactorExists);
+    }
+    let app = authenticator(state, &user, secret)?;
+    Ok(Enrolment {
+        secret: app.secret_base32(),
+        uri: app.uri()?,
+    })
+}
+
+/// A confirmed enrolment: the recovery codes (shown once) and a new access token for the
+/// session, which has just proven the factor.
+#[derive(Debug)]
+pub struct Enrolled {
+    pub recovery_codes: Vec<String>,
+    pub access: IssuedToken,
+}
+
+/// Confirms the enrolment with a first code from the app.
+pub async fn confirm_totp(
+    state: &AppState,
+    principal: &Principal,
+    code: &str,
+    client: &Client,
+) -> Result<Enrolled> {
+    let user = user(state, principal.user_id).await?;
+    let key = ThrottleKey::for_name(&format!("\u{0}factor:{}", user.id));
+    guard_attempt(state, &key, Some(user.id), client).await?;
+    let now = unix_now();
+    let pending = state
+        .storage
+        .totp_of(user.id)
+        .await?
+        .filter(|t| t.confirmed_at.is_none())
+        .ok_or(Error::NoEnrolment)?;
+    let app = authenticator(state, &user, &pending.secret)?;
+    let confirmed = match app.step_of(code, now.unsigned_abs()) {
+        Some(step) => {
+            state
+                .storage
+                .use_totp_step(user.id, step, true, now)
+                .await?
+        }
+        None => false,
+    };
+    if !confirmed {
+        return Err(Error::InvalidFactor);
+    }
+    state.storage.signin_succeeded(&key).await?;
+    let (recovery_codes, hashes) = state.codes.recovery_codes(user.id)?;
+    state
+        .storage
+        .replace_recovery_codes(user.id, &hashes)
+        .await?;
+    let amr = principal.amr.with(Amr::PASSWORD).with(Amr::OTP);
+    state
+        .storage
+        .note_factor_proven(&principal.session_id, &amr.joined(), now)
+        .await?;
+    state
+        .audit(AuditEvent {
+            ip: client.ip.clone(),
+            detail: Some("totp".to_owned()),
+            ..AuditEvent::new(AuditKind::MfaEnrolled, Some(user.id))
+        })
+        .await;
+    // Reloaded: the user has a factor now, so the token is no longer for enrolment only.
+    let user = self::user(state, user.id).await?;
+    let access = issue_access(state, &user, &principal.session_id, amr)?;
+    Ok(Enrolled {
+        recovery_codes,
+        access,
+    })
+}
+
+/// Removes the authenticator app (and the recovery codes with it). Not for users whose role
+/// requires a factor.
+pub async fn remove_totp(state: &AppState, principal: &Principal, client: &Client) -> Result<()> {
+    let user = user(state, principal.user_id).await?;
+    if required_for(state, &user.roles) {
+        return Err(Error::FactorRequired);
+    }
+    if !state.storage.remove_factors(user.id).await? {
+        return Err(Error::NotFound("No authenticator app is set up."));
+    }
+    state
+        .audit(AuditEvent {
+            ip: client.ip.clone(),
+            detail: Some("totp".to_owned()),
+            ..AuditEvent::new(AuditKind::MfaRemoved, Some(user.id))
+        })
+        .await;
+    Ok(())
+}
+
+/// A new set of recovery codes; the old set stops working.
+pub async fn regenerate_recovery_codes(
+    state: &AppState,
+    principal: &Principal,
+    client: &Client,
+) -> Result<Vec<String>> {
+    let user = user(state, principal.user_id).await?;
+    if !user.has_second_factor {
+        return Err(Error::NotFound("No second factor is set up."));
+    }
+    let (codes, hashes) = state.codes.recovery_codes(user.id)?;
+    state
+        .storage
+        .replace_recovery_codes(user.id, &hashes)
+        .await?;
+    state
+        .audit(AuditEvent {
+            ip: client.ip.clone(),
+            ..AuditEvent::new(AuditKind::RecoveryCodesRegenerated, Some(user.id))
+        })
+        .await;
+    Ok(codes)
+}
+
+/// What a user has set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Status {
+    pub totp: bool,
+    pub recovery_codes_left: i64,
+    /// The user's role requires a factor.
+    pub required: bool,
+}
+
+pub async fn status(state: &AppState, user_id: i64) -> Result<Status> {
+    let user = user(state, user_id).await?;
+    Ok(Status {
+        totp: user.has_second_factor,
+        recovery_codes_left: state.storage.recovery_codes_left(user_id).await?,
+        required: required_for(state, &user.roles),
+    })
+}
+
+/// Whether a user with these roles must have a second factor.
+pub fn required_for(state: &AppState, roles: &[Role]) -> bool {
+    state
+        .settings
+        .require_mfa_for_roles
+        .iter()
+        .any(|role| roles.contains(role))
+}
+
+/// An admin removes every factor of a user (who lost their phone and codes): their sessions
+/// end, so the next sign-in is with the password alone (and, if their role requires one,
+/// straight into enrolment).
+pub async fn admin_reset(
+    state: &AppState,
+    actor: Actor<'_>,
+    user_id: i64,
+    client: &Client,
+) -> Result<()> {
+    let _ = user(state, user_id).await?;
+    state.storage.remove_factors(user_id).await?;
+    end_sessions(
+        state,
+        SessionFilter::AllOf { user_id },
+        "second factors reset",
+    )
+    .await?;
+    state
+        .audit(actor.audit(AuditEvent::new(AuditKind::MfaReset, Some(user_id)), client))
+        .await;
+    Ok(())
+}
