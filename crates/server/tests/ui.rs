@@ -720,3 +720,96 @@ async fn a_forgotten_password_is_reset_from_the_mail_and_the_address_changed_in_
     .await;
     root.close().await.unwrap();
 }
+
+/// The code an authenticator app shows for `secret` (base32), `steps` steps from now.
+fn totp_code(secret: &str, steps: i64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret.trim()).unwrap();
+    let app = tollgate::totp::Authenticator::new(secret.as_ref(), "test", "test").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    app.code_at(now.saturating_add_signed(steps * 30))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_step_sign_in_is_set_up_and_used_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let server = start_server().await;
+    let base = server.base.clone();
+    let driver = start_driver().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let root = browser(&driver, &profiles.path().join("root")).await;
+    let other = browser(&driver, &profiles.path().join("other")).await;
+
+    // A second browser signed in before the factor exists: its session never proved one.
+    login(&other, &base, "root", PASSWORD).await;
+    expect_path(&other, "/profile").await;
+
+    // Set up the authenticator app: QR code and key, confirmed with a first code.
+    login(&root, &base, "root", PASSWORD).await;
+    expect_path(&root, "/profile").await;
+    click(&root, "#mfa-begin").await;
+    find(&root, "#mfa-enrol .qr svg").await;
+    let secret = find(&root, "#mfa-secret").await.text().await.unwrap();
+    screenshots(&root, "two-step-enrol").await;
+    type_into(&root, "#mfa-code", &totp_code(&secret, 0)).await;
+    click(&root, "#mfa-confirm").await;
+    expect_text(&root, "#two-step-status", "Two-step sign-in is on").await;
+    let mut codes = Vec::new();
+    for item in root
+        .find_all(Locator::Css("#recovery-codes li"))
+        .await
+        .unwrap()
+    {
+        codes.push(item.text().await.unwrap());
+    }
+    assert_eq!(codes.len(), 10, "{codes:?}");
+    screenshots(&root, "two-step-codes").await;
+    click(&root, "#codes-saved").await;
+    expect_text(&root, "#mfa-on", "on").await;
+
+    // Sign out, and in again: password, then the app's next code.
+    click(&root, "#logout").await;
+    expect_path(&root, "/login").await;
+    login(&root, &base, "root", PASSWORD).await;
+    find(&root, "#second-step").await;
+    screenshots(&root, "login-second-step").await;
+    type_into(&root, "#factor-code", &totp_code(&secret, 1)).await;
+    click(&root, "#factor-submit").await;
+    expect_path(&root, "/profile").await;
+
+    // And with a recovery code.
+    click(&root, "#logout").await;
+    expect_path(&root, "/login").await;
+    login(&root, &base, "root", PASSWORD).await;
+    click(&root, "#use-recovery").await;
+    type_into(&root, "#factor-code", &codes[0]).await;
+    click(&root, "#factor-submit").await;
+    expect_path(&root, "/profile").await;
+    expect_text(&root, "#codes-left", "Recovery codes left: 9").await;
+
+    // The other browser's session never proved the factor: changing the password asks for it.
+    other.goto(&format!("{base}/profile")).await.unwrap();
+    type_into(&other, "#current-password", PASSWORD).await;
+    type_into(&other, "#new-password", "a brand new passphrase").await;
+    click(&other, "#change-password").await;
+    find(&other, "#step-up").await;
+    screenshots(&other, "step-up").await;
+    type_into(&other, "#step-up-code", &codes[1]).await;
+    click(&other, "#step-up-toggle").await;
+    // The toggle made it a recovery code; confirm, then repeat the change.
+    click(&other, "#step-up-submit").await;
+    for _ in 0..50 {
+        if other.find(Locator::Css("#step-up")).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(&other, "#change-password").await;
+    expect_text(&other, "#change-password-status", "Password changed").await;
+    root.close().await.unwrap();
+    other.close().await.unwrap();
+}

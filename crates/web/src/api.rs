@@ -5,9 +5,10 @@
 
 use api::wire::{
     AdminUser, AuditPage, ChangeEmailRequest, ChangePasswordRequest, ConfirmRequest,
-    CreateUserRequest, ForgotPasswordRequest, MessageBody, Profile, RefreshResponse, ReportRequest,
-    ResetPasswordRequest, SessionInfo, SetPasswordRequest, SetRolesRequest, SigninRequest,
-    SigninResponse, SignupRequest, UserList, paths,
+    CreateUserRequest, ForgotPasswordRequest, MessageBody, MfaStatus, MfaVerifyRequest, Profile,
+    RecoveryCodes, RefreshResponse, ReportRequest, ResetPasswordRequest, SessionInfo,
+    SetPasswordRequest, SetRolesRequest, SigninRequest, SigninResponse, SignupRequest,
+    StepUpRequest, TotpConfirmRequest, TotpConfirmed, TotpEnrolment, UserList, paths, reasons,
 };
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use gloo_net::http::{Method, RequestBuilder, Response};
@@ -16,11 +17,13 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::session::Session;
 
-/// A failed call: the HTTP status (0 if the server was unreachable) and a message to show.
+/// A failed call: the HTTP status (0 if the server was unreachable), a message to show, and
+/// the server's machine-readable reason, if it gave one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: u16,
     pub message: String,
+    pub reason: Option<String>,
 }
 
 impl ApiError {
@@ -28,8 +31,17 @@ impl ApiError {
         Self {
             status: 0,
             message: "Cannot reach the server. Check your connection and try again.".into(),
+            reason: None,
         }
     }
+}
+
+/// What a password sign-in came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignIn {
+    Done,
+    /// A second factor is needed: the challenge token for [`Api::verify_second_factor`].
+    SecondFactor(String),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -130,17 +142,112 @@ impl Api {
         self.session.ready.set(true);
     }
 
-    pub async fn signin(&self, username: &str, password: &str) -> ApiResult<()> {
+    pub async fn signin(&self, username: &str, password: &str) -> ApiResult<SignIn> {
         let body = json(&SigninRequest {
             username: username.to_owned(),
             password: password.to_owned(),
         });
         let response = raw(Method::POST, paths::SIGNIN, &body, None).await?;
+        if response.status() == 401 {
+            let body: serde_json::Value = response.json().await.map_err(|_| ApiError::network())?;
+            if body["reason"] == reasons::MFA_REQUIRED
+                && let Some(token) = body["mfaToken"].as_str()
+            {
+                return Ok(SignIn::SecondFactor(token.to_owned()));
+            }
+            return Err(ApiError {
+                status: 401,
+                message: body["message"]
+                    .as_str()
+                    .unwrap_or("Sign-in failed.")
+                    .to_owned(),
+                reason: None,
+            });
+        }
         let signed_in: SigninResponse = read(response).await?;
-        self.session.token.set(Some(signed_in.access_token));
+        self.signed_in(signed_in.access_token).await?;
+        Ok(SignIn::Done)
+    }
+
+    /// The sign-in's second step: a code from the app, or a recovery code.
+    pub async fn verify_second_factor(&self, mfa_token: &str, factor: Factor) -> ApiResult<()> {
+        let (code, recovery_code) = factor.split();
+        let body = json(&MfaVerifyRequest {
+            mfa_token: mfa_token.to_owned(),
+            code,
+            recovery_code,
+        });
+        let response = raw(Method::POST, paths::MFA_VERIFY, &body, None).await?;
+        let signed_in: SigninResponse = read(response).await?;
+        self.signed_in(signed_in.access_token).await
+    }
+
+    async fn signed_in(&self, access_token: String) -> ApiResult<()> {
+        self.session.token.set(Some(access_token));
         let profile = self.me().await?;
         self.session.user.set(Some(profile));
         Ok(())
+    }
+
+    /// Proves a factor again (step-up); the new token replaces the old.
+    pub async fn step_up(&self, factor: Factor) -> ApiResult<()> {
+        let (code, recovery_code) = factor.split();
+        let body = json(&StepUpRequest {
+            code,
+            recovery_code,
+        });
+        let response = self.send(Method::POST, paths::MFA_STEP_UP, body).await?;
+        let fresh: RefreshResponse = read(response).await?;
+        self.session.token.set(Some(fresh.access_token));
+        self.session.step_up_needed.set(false);
+        Ok(())
+    }
+
+    pub async fn mfa_status(&self) -> ApiResult<MfaStatus> {
+        self.get_json(paths::MFA).await
+    }
+
+    pub async fn begin_totp(&self) -> ApiResult<TotpEnrolment> {
+        let response = self
+            .send(
+                Method::POST,
+                paths::MFA_TOTP,
+                Body::Json(serde_json::json!({})),
+            )
+            .await?;
+        read(response).await
+    }
+
+    /// Confirms the app with a first code; the session's token is replaced. Returns the
+    /// recovery codes, shown this once.
+    pub async fn confirm_totp(&self, code: &str) -> ApiResult<Vec<String>> {
+        let body = json(&TotpConfirmRequest {
+            code: code.to_owned(),
+        });
+        let response = self
+            .send(Method::POST, paths::MFA_TOTP_CONFIRM, body)
+            .await?;
+        let confirmed: TotpConfirmed = read(response).await?;
+        self.session.token.set(Some(confirmed.access_token));
+        Ok(confirmed.recovery_codes)
+    }
+
+    pub async fn remove_totp(&self) -> ApiResult<String> {
+        self.message(Method::DELETE, paths::MFA_TOTP, Body::None)
+            .await
+    }
+
+    pub async fn regenerate_recovery_codes(&self) -> ApiResult<Vec<String>> {
+        let response = self
+            .send(
+                Method::POST,
+                paths::MFA_RECOVERY_CODES,
+                Body::Json(serde_json::json!({})),
+            )
+            .await?;
+        Ok(self
+            .note(read::<RecoveryCodes>(response).await)?
+            .recovery_codes)
     }
 
     pub async fn signup(&self, request: &SignupRequest) -> ApiResult<String> {
@@ -206,12 +313,12 @@ impl Api {
                 body,
             )
             .await?;
-        read(response).await
+        self.note(read(response).await)
     }
 
     pub async fn admin_action(&self, id: i64, action: &str) -> ApiResult<String> {
         let path = format!("{}/{id}/{action}", paths::ADMIN_USERS);
-        let method = if action == "sessions" {
+        let method = if action == "sessions" || action == "mfa" {
             Method::DELETE
         } else {
             Method::POST
@@ -282,7 +389,7 @@ impl Api {
         let response = self
             .send(Method::POST, paths::ADMIN_USERS, json(request))
             .await?;
-        read(response).await
+        self.note(read(response).await)
     }
 
     pub async fn set_user_password(&self, id: i64, password: &str) -> ApiResult<String> {
@@ -308,7 +415,34 @@ impl Api {
 
     async fn message(&self, method: Method, path: &str, body: Body) -> ApiResult<String> {
         let response = self.send(method, path, body).await?;
-        Ok(read::<MessageBody>(response).await?.message)
+        let read = read::<MessageBody>(response).await;
+        self.note(read).map(|b| b.message)
+    }
+
+    /// Notes a refusal that asks for step-up, so the shell can ask for a factor.
+    fn note<T>(&self, result: ApiResult<T>) -> ApiResult<T> {
+        if let Err(e) = &result
+            && e.reason.as_deref() == Some(reasons::STEP_UP_REQUIRED)
+        {
+            self.session.step_up_needed.set(true);
+        }
+        result
+    }
+}
+
+/// A second factor as typed.
+#[derive(Debug, Clone)]
+pub enum Factor {
+    Code(String),
+    Recovery(String),
+}
+
+impl Factor {
+    fn split(self) -> (Option<String>, Option<String>) {
+        match self {
+            Factor::Code(code) => (Some(code), None),
+            Factor::Recovery(code) => (None, Some(code)),
+        }
     }
 }
 
@@ -387,10 +521,18 @@ async fn read<T: DeserializeOwned>(response: Response) -> ApiResult<T> {
 
 async fn error_of(response: Response) -> ApiError {
     let status = response.status();
-    let message = response
-        .json::<MessageBody>()
-        .await
-        .map(|b| b.message)
-        .unwrap_or_else(|_| format!("The server answered {status}."));
-    ApiError { status, message }
+    let body = response.json::<serde_json::Value>().await.ok();
+    let message = body
+        .as_ref()
+        .and_then(|b| b["message"].as_str())
+        .map_or_else(|| format!("The server answered {status}."), str::to_owned);
+    let reason = body
+        .as_ref()
+        .and_then(|b| b["reason"].as_str())
+        .map(str::to_owned);
+    ApiError {
+        status,
+        message,
+        reason,
+    }
 }

@@ -11,7 +11,7 @@ use leptos_router::{
 
 use crate::{
     api::{provide_api, use_api},
-    components::denied::AccessDenied,
+    components::{denied::AccessDenied, step_up::StepUpDialog},
     pages::{
         admin::AdminPage,
         boards::{AdminBoard, ModeratorBoard, UserBoard},
@@ -63,6 +63,7 @@ pub fn App() -> impl IntoView {
                     />
                 </Routes>
             </main>
+            <StepUpDialog/>
         </Router>
     }
 }

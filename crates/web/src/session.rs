@@ -12,6 +12,8 @@ pub struct Session {
     pub token: RwSignal<Option<String>>,
     /// Whether the silent refresh at start-up has finished (guards wait for it).
     pub ready: RwSignal<bool>,
+    /// The server asked for a recently proven second factor: the shell asks for one.
+    pub step_up_needed: RwSignal<bool>,
 }
 
 impl Session {
@@ -20,6 +22,7 @@ impl Session {
             user: RwSignal::new(None),
             token: RwSignal::new(None),
             ready: RwSignal::new(false),
+            step_up_needed: RwSignal::new(false),
         }
     }
 

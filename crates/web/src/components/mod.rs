@@ -3,3 +3,5 @@
 pub mod denied;
 pub mod field;
 pub mod pager;
+pub mod qr;
+pub mod step_up;

@@ -226,6 +226,8 @@ fn UserRow(
     };
     let disabled = user.disabled;
     let verified = user.email_verified;
+    let mfa = user.mfa;
+    let act_mfa = act.clone();
     let act_toggle = act.clone();
     let act_sessions = act.clone();
     let act_reset = act.clone();
@@ -286,6 +288,7 @@ fn UserRow(
             </td>
             <td>
                 {if disabled { view! { <span class="badge danger">"Disabled"</span> } } else { view! { <span class="badge">"Active"</span> } }}
+                {mfa.then(|| view! { <span class="badge mfa-status">"2-step"</span> })}
                 {if verified {
                     view! { <span class="badge email-status">"email verified"</span> }.into_any()
                 } else {
@@ -303,6 +306,9 @@ fn UserRow(
                 </button>
                 <button type="button" class="small secondary send-reset" on:click=move |_| act_reset(id, "password-reset")>"Mail a reset link"</button>
                 <button type="button" class="small secondary set-password" on:click=move |_| show_password.update(|s| *s = !*s)>"Set password"</button>
+                {mfa.then(|| view! {
+                    <button type="button" class="small secondary reset-mfa" on:click=move |_| act_mfa(id, "mfa")>"Reset 2-step"</button>
+                })}
                 {(!verified).then(|| view! {
                     <button type="button" class="small secondary mark-verified" on:click=move |_| act_verify(id, "verify-email")>"Mark email verified"</button>
                 })}
@@ -361,6 +367,12 @@ fn Audit(reload: RwSignal<u32>) -> impl IntoView {
         "email_changed",
         "email_change_reported",
         "mail_failed",
+        "mfa_enrolled",
+        "mfa_removed",
+        "mfa_failed",
+        "mfa_reset",
+        "recovery_codes_regenerated",
+        "recovery_code_used",
         "client_added",
         "client_removed",
     ];

@@ -5,7 +5,11 @@ use leptos_router::{
     hooks::{use_navigate, use_query_map},
 };
 
-use crate::{api::use_api, components::field::Field, session::use_session};
+use crate::{
+    api::{Factor, SignIn, use_api},
+    components::field::Field,
+    session::use_session,
+};
 
 /// Where to go after signing in: the page first asked for, if it is on this site (anything the
 /// URL parser resolves to another origin, such as `/\\evil.example`, is ignored).
@@ -69,48 +73,98 @@ pub fn Login() -> impl IntoView {
         }
     });
 
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        if username.get_untracked().trim().is_empty() || password.get_untracked().is_empty() {
-            error.set(Some(
-                "Enter your username or email, and your password.".into(),
-            ));
-            return;
-        }
-        let navigate = navigate.clone();
-        submitted.set(true);
+    // The second step, when the account has a second factor: the challenge token.
+    let mfa_token = RwSignal::new(None::<String>);
+    let code = RwSignal::new(String::new());
+    let use_recovery = RwSignal::new(false);
+
+    // Where to go once signed in: a page asked for by name may be the protected site's rather
+    // than this app's (behind forward-auth or the gate): it is loaded in full. Otherwise, the
+    // profile, in-app.
+    let finish = move || {
         let asked = query.get_untracked().get("redirect");
-        // A page asked for by name may be the protected site's rather than this app's (behind
-        // forward-auth or the gate): it is loaded in full. Otherwise, the profile, in-app.
         let full_load = asked.is_some();
         let target = safe_redirect(asked);
+        if full_load
+            && let Some(window) = web_sys::window()
+            && window.location().replace(&target).is_ok()
+        {
+            return;
+        }
+        navigate(
+            &target,
+            NavigateOptions {
+                replace: true,
+                ..Default::default()
+            },
+        );
+    };
+
+    let submit = {
+        let finish = finish.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            if username.get_untracked().trim().is_empty() || password.get_untracked().is_empty() {
+                error.set(Some(
+                    "Enter your username or email, and your password.".into(),
+                ));
+                return;
+            }
+            let finish = finish.clone();
+            submitted.set(true);
+            pending.set(true);
+            spawn_local(async move {
+                match api
+                    .signin(&username.get_untracked(), &password.get_untracked())
+                    .await
+                {
+                    Ok(SignIn::Done) => {
+                        error.set(None);
+                        finish();
+                    }
+                    Ok(SignIn::SecondFactor(token)) => {
+                        error.set(None);
+                        password.set(String::new());
+                        mfa_token.set(Some(token));
+                    }
+                    Err(e) => error.set(Some(e.message)),
+                }
+                pending.set(false);
+            });
+        }
+    };
+
+    let submit_factor = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(token) = mfa_token.get_untracked() else {
+            return;
+        };
+        let typed = code.get_untracked();
+        if typed.trim().is_empty() {
+            error.set(Some("Enter the code.".into()));
+            return;
+        }
+        let factor = if use_recovery.get_untracked() {
+            Factor::Recovery(typed)
+        } else {
+            Factor::Code(typed)
+        };
+        let finish = finish.clone();
         pending.set(true);
         spawn_local(async move {
-            match api
-                .signin(&username.get_untracked(), &password.get_untracked())
-                .await
-            {
-                Ok(()) if full_load => {
-                    error.set(None);
-                    if let Some(window) = web_sys::window()
-                        && window.location().replace(&target).is_ok()
-                    {
-                        return;
-                    }
-                    navigate(&target, NavigateOptions::default());
-                }
+            match api.verify_second_factor(&token, factor).await {
                 Ok(()) => {
                     error.set(None);
-                    navigate(
-                        &target,
-                        NavigateOptions {
-                            replace: true,
-                            ..Default::default()
-                        },
-                    );
+                    finish();
+                }
+                // The challenge is over (expired, or too many wrong codes): start again.
+                Err(e) if e.message.contains("sign in again") => {
+                    mfa_token.set(None);
+                    error.set(Some(e.message));
                 }
                 Err(e) => error.set(Some(e.message)),
             }
+            code.set(String::new());
             pending.set(false);
         });
     };
@@ -118,16 +172,36 @@ pub fn Login() -> impl IntoView {
     view! {
         <section class="card narrow">
             <h1>"Log in"</h1>
-            <form on:submit=submit novalidate>
-                <Field id="username" label="Username or email" autocomplete="username" value=username error=no_error/>
-                <Field id="password" label="Password" kind="password" autocomplete="current-password" value=password error=no_error/>
-                <p class="error form-error" id="login-error" role="alert">{move || error.get()}</p>
-                <button type="submit" id="login-submit" disabled=move || pending.get()>
-                    {move || if pending.get() { "Signing in…" } else { "Log in" }}
-                </button>
-            </form>
-            <p class="muted"><A href="/forgot-password" attr:id="forgot-link">"Forgot password?"</A></p>
-            <p class="muted">"No account yet? " <A href="/register">"Sign up"</A></p>
+            <Show
+                when=move || mfa_token.with(Option::is_some)
+                fallback=move || view! {
+                    <form on:submit=submit.clone() novalidate>
+                        <Field id="username" label="Username or email" autocomplete="username" value=username error=no_error/>
+                        <Field id="password" label="Password" kind="password" autocomplete="current-password" value=password error=no_error/>
+                        <p class="error form-error" id="login-error" role="alert">{move || error.get()}</p>
+                        <button type="submit" id="login-submit" disabled=move || pending.get()>
+                            {move || if pending.get() { "Signing in…" } else { "Log in" }}
+                        </button>
+                    </form>
+                    <p class="muted"><A href="/forgot-password" attr:id="forgot-link">"Forgot password?"</A></p>
+                    <p class="muted">"No account yet? " <A href="/register">"Sign up"</A></p>
+                }
+            >
+                <form on:submit=submit_factor.clone() novalidate id="second-step">
+                    <p>{move || if use_recovery.get() {
+                        "Enter one of your recovery codes."
+                    } else {
+                        "Enter the 6-digit code from your authenticator app."
+                    }}</p>
+                    <Field id="factor-code" label="Code" autocomplete="one-time-code" value=code error=no_error/>
+                    <p class="error form-error" id="factor-error" role="alert">{move || error.get()}</p>
+                    <button type="submit" id="factor-submit" disabled=move || pending.get()>"Verify"</button>
+                    " "
+                    <button type="button" class="secondary" id="use-recovery" on:click=move |_| use_recovery.update(|r| *r = !*r)>
+                        {move || if use_recovery.get() { "Use the app instead" } else { "Use a recovery code" }}
+                    </button>
+                </form>
+            </Show>
         </section>
     }
 }

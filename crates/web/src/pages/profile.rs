@@ -4,7 +4,7 @@ use api::{Email, Password};
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::{NavigateOptions, hooks::use_navigate};
 
-use super::recovery::OutcomeLine;
+use super::{recovery::OutcomeLine, two_step::TwoStepCard};
 use crate::{
     api::{Proof, use_api},
     components::field::Field,
@@ -106,6 +106,7 @@ pub fn ProfilePage() -> impl IntoView {
                 }.into_any(),
             }}
         </section>
+        <TwoStepCard/>
         <VerifyAddress/>
         <ChangeEmail/>
         <ChangePassword sessions_changed=reload/>
@@ -306,7 +307,7 @@ fn ChangePassword(sessions_changed: RwSignal<u32>) -> impl IntoView {
             <form on:submit=submit novalidate>
                 <Field id="current-password" label="Current password" kind="password" autocomplete="current-password" value=current error=no_error/>
                 <Field id="new-password" label="New password" kind="password" autocomplete="new-password" value=new error=new_error/>
-                <p role="status" class=move || if message.get().is_some_and(|(ok, _)| ok) { "success" } else { "error" }>
+                <p role="status" id="change-password-status" class=move || if message.get().is_some_and(|(ok, _)| ok) { "success" } else { "error" }>
                     {move || message.get().map(|(_, m)| m)}
                 </p>
                 <button type="submit" id="change-password" disabled=move || pending.get()>"Change password"</button>
