@@ -217,9 +217,11 @@ pub async fn step_up(
 /// others (401, reason `step_up_required`) unless their session proved a factor within the
 /// step-up window.
 pub async fn require_recent_factor(state: &AppState, principal: &Principal) -> Result<()> {
-    let user = user(state, principal.user_id).await?;
-    if !user.has_second_factor {
-        return Ok(());
+    // A caller whose account is gone (deleted a moment ago) holds a dead token: 401.
+    match state.storage.has_second_factor(principal.user_id).await? {
+        None => return Err(Error::InvalidToken),
+        Some(false) => return Ok(()),
+        Some(true) => {}
     }
     let window = state.settings.step_up_window.as_secs();
     let recent = state

@@ -263,6 +263,20 @@ impl Storage {
         Ok(())
     }
 
+    /// Whether the user has a confirmed second factor; `None` if there is no such user.
+    pub async fn has_second_factor(&self, user_id: i64) -> Result<Option<bool>> {
+        let row: Option<(bool,)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM totp_factors t WHERE t.user_id = users.id \
+                   AND t.confirmed_at IS NOT NULL) FROM users WHERE id = $1",
+            )
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(has,)| has))
+    }
+
     /// When the session last proved a second factor, if ever.
     pub async fn factor_proven_at(&self, session_id: &str) -> Result<Option<i64>> {
         let row: Option<(Option<i64>,)> = on_pool!(self, |pool| {
