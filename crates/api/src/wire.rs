@@ -168,6 +168,15 @@ pub struct StepUpRequest {
     pub recovery_code: Option<String>,
 }
 
+/// `POST /api/user/mfa/totp`: the current password (not asked of a user who must enrol, who
+/// has just given it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TotpBeginRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_password: Option<String>,
+}
+
 /// `POST /api/user/mfa/totp`: what the authenticator app needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TotpEnrolment {

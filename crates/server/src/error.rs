@@ -158,6 +158,8 @@ pub enum Error {
     FactorExists,
     #[error("Start setting up the authenticator app first.")]
     NoEnrolment,
+    #[error("No second factor is set up.")]
+    NoFactor,
     #[error("Your role requires a second factor; it cannot be removed.")]
     FactorRequired,
     /// A feature the operator turned off.
@@ -282,9 +284,10 @@ impl Error {
             | Error::SameEmail
             | Error::MissingLoginName => StatusCode::BAD_REQUEST,
             Error::EmailNotVerified | Error::FeatureOff(_) => StatusCode::FORBIDDEN,
-            Error::EmailChangeLocked | Error::FactorExists | Error::FactorRequired => {
-                StatusCode::CONFLICT
-            }
+            Error::EmailChangeLocked
+            | Error::FactorExists
+            | Error::FactorRequired
+            | Error::NoFactor => StatusCode::CONFLICT,
             Error::SecondFactorRequired { .. }
             | Error::ChallengeExpired
             | Error::InvalidFactor
@@ -412,6 +415,15 @@ impl IntoResponse for Error {
         }
         let message = self.client_message();
         let basic_auth = matches!(self, Error::InvalidClient);
+        // Not about the bearer token: a client must not refresh and retry (which would count
+        // a wrong code twice).
+        let factor_problem = matches!(
+            self,
+            Error::SecondFactorRequired { .. }
+                | Error::ChallengeExpired
+                | Error::InvalidFactor
+                | Error::StepUpRequired
+        );
         let location = match &self {
             Error::SignInAt { location, .. } => Some(location.clone()),
             _ => None,
@@ -482,7 +494,7 @@ impl IntoResponse for Error {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"tollgate\""),
             );
-        } else if status == StatusCode::UNAUTHORIZED {
+        } else if status == StatusCode::UNAUTHORIZED && !factor_problem {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(location) = location {

@@ -751,6 +751,7 @@ async fn two_step_sign_in_is_set_up_and_used_in_the_browser() {
     // Set up the authenticator app: QR code and key, confirmed with a first code.
     login(&root, &base, "root", PASSWORD).await;
     expect_path(&root, "/profile").await;
+    type_into(&root, "#mfa-password", PASSWORD).await;
     click(&root, "#mfa-begin").await;
     find(&root, "#mfa-enrol .qr svg").await;
     let secret = find(&root, "#mfa-secret").await.text().await.unwrap();

@@ -8,7 +8,8 @@ use api::wire::{
     CreateUserRequest, ForgotPasswordRequest, MessageBody, MfaStatus, MfaVerifyRequest, Profile,
     RecoveryCodes, RefreshResponse, ReportRequest, ResetPasswordRequest, SessionInfo,
     SetPasswordRequest, SetRolesRequest, SigninRequest, SigninResponse, SignupRequest,
-    StepUpRequest, TotpConfirmRequest, TotpConfirmed, TotpEnrolment, UserList, paths, reasons,
+    StepUpRequest, TotpBeginRequest, TotpConfirmRequest, TotpConfirmed, TotpEnrolment, UserList,
+    paths, reasons,
 };
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use gloo_net::http::{Method, RequestBuilder, Response};
@@ -76,7 +77,13 @@ impl Api {
     async fn send(&self, method: Method, path: &str, body: Body) -> ApiResult<Response> {
         let token = self.session.token.get_untracked();
         let response = raw(method.clone(), path, &body, token.as_deref()).await?;
-        if response.status() != 401 || token.is_none() {
+        // Only a refused token is worth a refresh (the server says so with
+        // `WWW-Authenticate`); a wrong code or a step-up request is not, and retrying would
+        // count a wrong code twice.
+        if response.status() != 401
+            || token.is_none()
+            || response.headers().get("www-authenticate").is_none()
+        {
             return Ok(response);
         }
         // The token was refused: perhaps another request already refreshed it.
@@ -207,14 +214,11 @@ impl Api {
         self.get_json(paths::MFA).await
     }
 
-    pub async fn begin_totp(&self) -> ApiResult<TotpEnrolment> {
-        let response = self
-            .send(
-                Method::POST,
-                paths::MFA_TOTP,
-                Body::Json(serde_json::json!({})),
-            )
-            .await?;
+    pub async fn begin_totp(&self, current_password: &str) -> ApiResult<TotpEnrolment> {
+        let body = json(&TotpBeginRequest {
+            current_password: Some(current_password.to_owned()),
+        });
+        let response = self.send(Method::POST, paths::MFA_TOTP, body).await?;
         read(response).await
     }
 

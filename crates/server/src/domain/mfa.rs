@@ -72,9 +72,8 @@ pub async fn complete_sign_in(
     let now = unix_now();
     let challenge = state
         .storage
-        .mfa_challenge(&hash)
+        .claim_challenge_attempt(&hash, MAX_CHALLENGE_ATTEMPTS, now)
         .await?
-        .filter(|c| c.expires_at > now && c.attempts < MAX_CHALLENGE_ATTEMPTS)
         .ok_or(Error::ChallengeExpired)?;
     let user = state
         .storage
@@ -85,17 +84,7 @@ pub async fn complete_sign_in(
     if user.disabled {
         return Err(Error::AccountDisabled);
     }
-    let proven = match prove(state, &user, factor, client).await {
-        Ok(proven) => proven,
-        Err(Error::InvalidFactor) => {
-            state
-                .storage
-                .count_challenge_failure(&hash, MAX_CHALLENGE_ATTEMPTS)
-                .await?;
-            return Err(Error::InvalidFactor);
-        }
-        Err(e) => return Err(e),
-    };
+    let proven = prove(state, &user, factor, client).await?;
     if !state.storage.take_mfa_challenge(&hash, now).await? {
         return Err(Error::ChallengeExpired);
     }
@@ -125,8 +114,10 @@ async fn prove(
     factor: Factor<'_>,
     client: &Client,
 ) -> Result<Amr> {
-    let key = ThrottleKey::for_name(&format!("\u{0}factor:{}", user.id));
-    guard_attempt(state, &key, Some(user.id), client).await?;
+    let key = factor_key(user.id);
+    // No exemption for the owner's usual address here: whoever guesses codes has the password
+    // already, and may share the address (a NAT) or hold an older password-only session.
+    guard_attempt(state, &key, None, client).await?;
     let now = unix_now();
     let proven = match factor {
         Factor::Otp(code) => match state.storage.totp_of(user.id).await? {
@@ -135,7 +126,7 @@ async fn prove(
                 match app.step_of(code, now.unsigned_abs()) {
                     Some(step) => state
                         .storage
-                        .use_totp_step(user.id, step, false, now)
+                        .use_totp_step(user.id, step, None, now)
                         .await?
                         .then_some(Amr::OTP),
                     None => None,
@@ -179,6 +170,11 @@ async fn prove(
     }
 }
 
+/// The back-off key for guessing a user's factors.
+fn factor_key(user_id: i64) -> ThrottleKey {
+    ThrottleKey::for_name(&format!("\u{0}factor:{user_id}"))
+}
+
 fn authenticator(state: &AppState, user: &UserRecord, secret: &[u8]) -> Result<Authenticator> {
     Ok(Authenticator::new(
         secret,
@@ -187,12 +183,13 @@ fn authenticator(state: &AppState, user: &UserRecord, secret: &[u8]) -> Result<A
     )?)
 }
 
+/// The caller's account; gone (deleted a moment ago) means a dead token: 401.
 async fn user(state: &AppState, user_id: i64) -> Result<UserRecord> {
     state
         .storage
         .user_by_id(user_id)
         .await?
-        .ok_or(Error::NotFound("User not found."))
+        .ok_or(Error::InvalidToken)
 }
 
 /// `POST /api/auth/mfa/step-up`: proves a factor again in the current session, for the
@@ -243,11 +240,22 @@ pub struct Enrolment {
     pub uri: String,
 }
 
-/// Starts enrolling an authenticator app (or restarts an enrolment not yet confirmed).
-pub async fn begin_totp(state: &AppState, principal: &Principal) -> Result<Enrolment> {
+/// Starts enrolling an authenticator app (or restarts an enrolment not yet confirmed). The
+/// current password is asked for, so a stolen access token cannot put the thief's app on the
+/// account; not of a user who must enrol, whose token was issued at their sign-in.
+pub async fn begin_totp(
+    state: &AppState,
+    principal: &Principal,
+    current_password: Option<&str>,
+    client: &Client,
+) -> Result<Enrolment> {
     let user = user(state, principal.user_id).await?;
     if user.has_second_factor {
         return Err(Error::FactorExists);
+    }
+    if !principal.must_enrol {
+        let password = current_password.ok_or(Error::WrongCurrentPassword)?;
+        super::accounts::confirm_password(state, &user, password, client).await?;
     }
     let secret = tokens::random_secret()?;
     let secret = &secret[..SECRET_BYTES];
@@ -281,8 +289,8 @@ pub async fn confirm_totp(
     client: &Client,
 ) -> Result<Enrolled> {
     let user = user(state, principal.user_id).await?;
-    let key = ThrottleKey::for_name(&format!("\u{0}factor:{}", user.id));
-    guard_attempt(state, &key, Some(user.id), client).await?;
+    let key = factor_key(user.id);
+    guard_attempt(state, &key, None, client).await?;
     let now = unix_now();
     let pending = state
         .storage
@@ -295,7 +303,7 @@ pub async fn confirm_totp(
         Some(step) => {
             state
                 .storage
-                .use_totp_step(user.id, step, true, now)
+                .use_totp_step(user.id, step, Some(&pending.secret), now)
                 .await?
         }
         None => false,
@@ -358,7 +366,7 @@ pub async fn regenerate_recovery_codes(
 ) -> Result<Vec<String>> {
     let user = user(state, principal.user_id).await?;
     if !user.has_second_factor {
-        return Err(Error::NotFound("No second factor is set up."));
+        return Err(Error::NoFactor);
     }
     let (codes, hashes) = state.codes.recovery_codes(user.id)?;
     state
@@ -410,8 +418,12 @@ pub async fn admin_reset(
     user_id: i64,
     client: &Client,
 ) -> Result<()> {
-    let _ = user(state, user_id).await?;
-    state.storage.remove_factors(user_id).await?;
+    if state.storage.user_by_id(user_id).await?.is_none() {
+        return Err(Error::NotFound("User not found."));
+    }
+    if !state.storage.remove_factors(user_id).await? {
+        return Err(Error::NoFactor);
+    }
     end_sessions(
         state,
         SessionFilter::AllOf { user_id },

@@ -77,15 +77,17 @@ pub async fn open(
     ))
 }
 
-/// An access token for `user` in `session_id`. A user whose role requires a second factor
-/// they have not enrolled gets a token good for enrolment only.
+/// An access token for `user` in `session_id`. A user whose role requires a second factor,
+/// in a session that has not proven one, gets a token good for enrolment (or step-up) only.
 pub fn issue_access(
     state: &AppState,
     user: &UserRecord,
     session_id: &str,
     amr: Amr,
 ) -> Result<IssuedToken> {
-    let must_enrol = !user.has_second_factor
+    // What the session proved counts, not what the account has: a password-only session of
+    // a user who enrolled elsewhere must prove the factor (step-up) before it is more.
+    let must_enrol = !amr.has_second_factor()
         && state
             .settings
             .require_mfa_for_roles

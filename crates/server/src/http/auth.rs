@@ -55,6 +55,13 @@ pub async fn signup(
             .map(|name| Role::parse(name))
             .collect::<Result<BTreeSet<_>, _>>()?,
     };
+    // An admin handing out roles makes an admin change: a recent factor, if they have one.
+    if let Some(AuthUser(principal)) = &caller
+        && admin
+        && request.roles.iter().any(|r| *r != Role::User)
+    {
+        crate::domain::mfa::require_recent_factor(&state, principal).await?;
+    }
     accounts::sign_up(
         &state,
         request,

@@ -2,7 +2,7 @@
 
 use api::wire::{
     MessageBody, MfaStatus, MfaVerifyRequest, RecoveryCodes, RefreshResponse, StepUpRequest,
-    TotpConfirmRequest, TotpConfirmed, TotpEnrolment,
+    TotpBeginRequest, TotpConfirmRequest, TotpConfirmed, TotpEnrolment,
 };
 use axum::{
     Json as JsonResponse,
@@ -97,8 +97,16 @@ pub async fn status(
 pub async fn begin_totp(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
+    client: ClientInfo,
+    Json(body): Json<TotpBeginRequest>,
 ) -> Result<impl IntoResponse> {
-    let enrolment = mfa::begin_totp(&state, &principal).await?;
+    let enrolment = mfa::begin_totp(
+        &state,
+        &principal,
+        body.current_password.as_deref(),
+        &client.client(),
+    )
+    .await?;
     Ok((
         NO_STORE,
         JsonResponse(TotpEnrolment {

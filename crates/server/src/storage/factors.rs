@@ -72,29 +72,36 @@ impl Storage {
     }
 
     /// Accepts `step` for the user's authenticator if no later-or-equal step was accepted
-    /// before (a code works once), confirming an enrolment when `confirm` is set. `false` if
-    /// the step was used already (or there is nothing to accept it for).
+    /// before (a code works once). With `confirming`, the secret the code was checked against:
+    /// the pending enrolment with that very secret is confirmed; without, a confirmed
+    /// authenticator is used. `false` if the step was used already or nothing matches.
     pub async fn use_totp_step(
         &self,
         user_id: i64,
         step: i64,
-        confirm: bool,
+        confirming: Option<&[u8]>,
         now: i64,
     ) -> Result<bool> {
         let used = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE totp_factors SET last_used_step = $2, \
-                   confirmed_at = CASE WHEN $3 THEN COALESCE(confirmed_at, $4) ELSE confirmed_at END \
-                 WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) \
-                   AND (confirmed_at IS NOT NULL OR $3)",
-            )
-            .bind(user_id)
-            .bind(step)
-            .bind(confirm)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            let query = match confirming {
+                Some(secret) => sqlx::query(
+                    "UPDATE totp_factors SET last_used_step = $2, confirmed_at = $3 \
+                     WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) \
+                       AND confirmed_at IS NULL AND secret = $4",
+                )
+                .bind(user_id)
+                .bind(step)
+                .bind(now)
+                .bind(secret),
+                None => sqlx::query(
+                    "UPDATE totp_factors SET last_used_step = $2 \
+                     WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) \
+                       AND confirmed_at IS NOT NULL",
+                )
+                .bind(user_id)
+                .bind(step),
+            };
+            query.execute(pool).await?.rows_affected()
         });
         Ok(used == 1)
     }
@@ -199,13 +206,24 @@ impl Storage {
         Ok(())
     }
 
-    pub async fn mfa_challenge(&self, token_hash: &[u8]) -> Result<Option<Challenge>> {
+    /// Counts an attempt against a live challenge before the factor is checked, so parallel
+    /// guesses cannot outnumber the limit. Returns the challenge, or `None` if it is used,
+    /// expired or out of attempts.
+    pub async fn claim_challenge_attempt(
+        &self,
+        token_hash: &[u8],
+        max: i64,
+        now: i64,
+    ) -> Result<Option<Challenge>> {
         let row: Option<(i64, i64, i64, i64)> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT user_id, credential_version, attempts, expires_at FROM mfa_challenges \
-                 WHERE token_hash = $1",
+                "UPDATE mfa_challenges SET attempts = attempts + 1 \
+                 WHERE token_hash = $1 AND attempts < $2 AND expires_at > $3 \
+                 RETURNING user_id, credential_version, attempts, expires_at",
             )
             .bind(token_hash)
+            .bind(max)
+            .bind(now)
             .fetch_optional(pool)
             .await?
         });
@@ -217,23 +235,6 @@ impl Storage {
                 expires_at,
             },
         ))
-    }
-
-    /// Counts a wrong factor against a challenge; the attempt that reaches `max` ends it.
-    pub async fn count_challenge_failure(&self, token_hash: &[u8], max: i64) -> Result<()> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE mfa_challenges SET attempts = attempts + 1, \
-                   expires_at = CASE WHEN attempts + 1 >= $2 THEN 0 ELSE expires_at END \
-                 WHERE token_hash = $1",
-            )
-            .bind(token_hash)
-            .bind(max)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(())
     }
 
     /// Uses a challenge up; `false` if it was used, ended or expired meanwhile.

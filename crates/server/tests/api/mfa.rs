@@ -28,7 +28,13 @@ impl Phone {
 /// Enrols an authenticator app for the signed-in `token`; returns the phone, the recovery
 /// codes and the new access token. The code used is the current step's.
 async fn enrol(app: &TestApp, token: &str) -> (Phone, Vec<String>, String) {
-    let begun = app.post("/api/user/mfa/totp", json!({}), Some(token)).await;
+    let begun = app
+        .post(
+            "/api/user/mfa/totp",
+            json!({"currentPassword": PASSWORD}),
+            Some(token),
+        )
+        .await;
     begun.assert(StatusCode::OK);
     let phone = Phone::new(begun.json()["secret"].as_str().unwrap());
     assert!(
@@ -87,9 +93,25 @@ async fn an_authenticator_app_guards_the_sign_in_and_each_code_works_once() {
     );
 
     // Enrolment: a wrong first code is refused; the right one confirms and yields codes.
+    // The current password is asked for: a stolen token cannot add the thief's app.
+    app.post("/api/user/mfa/totp", json!({}), Some(&token))
+        .await
+        .assert(StatusCode::BAD_REQUEST);
+    app.post(
+        "/api/user/mfa/totp",
+        json!({"currentPassword": "not the password"}),
+        Some(&token),
+    )
+    .await
+    .assert(StatusCode::BAD_REQUEST);
     let begun = app
-        .post("/api/user/mfa/totp", json!({}), Some(&token))
+        .post(
+            "/api/user/mfa/totp",
+            json!({"currentPassword": PASSWORD}),
+            Some(&token),
+        )
         .await;
+    begun.assert(StatusCode::OK);
     let phone = Phone::new(begun.json()["secret"].as_str().unwrap());
     let wrong = if phone.code(0) == "000000" {
         "111111"
@@ -117,9 +139,13 @@ async fn an_authenticator_app_guards_the_sign_in_and_each_code_works_once() {
     );
     let enrolled = confirmed.json()["accessToken"].as_str().unwrap().to_owned();
     assert_eq!(jwt_part(&enrolled, 1)["amr"], json!(["pwd", "otp"]));
-    app.post("/api/user/mfa/totp", json!({}), Some(&enrolled))
-        .await
-        .assert(StatusCode::CONFLICT);
+    app.post(
+        "/api/user/mfa/totp",
+        json!({"currentPassword": PASSWORD}),
+        Some(&enrolled),
+    )
+    .await
+    .assert(StatusCode::CONFLICT);
 
     // The password alone: a challenge, which is no access token.
     let mfa_token = challenge(&app, "alice").await;
@@ -481,4 +507,51 @@ async fn an_admin_resets_a_users_factors_and_a_password_reset_does_not_bypass_th
         .collect();
     assert!(kinds.contains(&"mfa_reset".to_owned()), "{kinds:?}");
     assert!(kinds.contains(&"mfa_enrolled".to_owned()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn an_admin_session_without_a_proven_factor_stays_limited_after_enrolment_elsewhere() {
+    let app = TestApp::with_settings(|settings| {
+        settings.require_mfa_for_roles = vec![Role::Admin];
+        settings.step_up_window = Duration::from_secs(1);
+    })
+    .await;
+    let token = app
+        .user_with_roles("boss", &[Role::Admin, Role::User])
+        .await;
+    // A second session, opened with the password alone before any factor exists.
+    let other = app.session("boss").await;
+    let (phone, _codes, enrolled) = enrol(&app, &token).await;
+    // Its refresh does not turn it into a full admin session: it proved no factor.
+    let refreshed = app.refreshed(&other.refresh).await;
+    assert_eq!(jwt_part(&refreshed.access, 1)["mfa_enrol"], true);
+    app.get("/api/test/admin", Some(&refreshed.access))
+        .await
+        .assert(StatusCode::FORBIDDEN);
+    // Proving the factor there (step-up) makes it whole.
+    let stepped = app
+        .post(
+            "/api/auth/mfa/step-up",
+            json!({"code": phone.code(1)}),
+            Some(&refreshed.access),
+        )
+        .await;
+    stepped.assert(StatusCode::OK);
+    let stepped = stepped.json()["accessToken"].as_str().unwrap().to_owned();
+    app.get("/api/test/admin", Some(&stepped))
+        .await
+        .assert(StatusCode::OK);
+
+    // Handing out privileged roles through the tutorial's sign-up is an admin change too.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let refused = app
+        .post(
+            "/api/auth/signup",
+            json!({"username": "mole", "email": "mole@example.com", "password": PASSWORD, "roles": ["admin"]}),
+            Some(&enrolled),
+        )
+        .await;
+    refused.assert(StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.json()["reason"], "step_up_required");
+    assert!(refused.header("www-authenticate").is_none());
 }

@@ -25,11 +25,14 @@ pub fn TwoStepCard() -> impl IntoView {
     let pending = RwSignal::new(false);
     let no_error = Signal::derive(|| None::<String>);
 
-    let begin = move |_| {
+    let password = RwSignal::new(String::new());
+    let begin = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
         spawn_local(async move {
-            match api.begin_totp().await {
+            match api.begin_totp(&password.get_untracked()).await {
                 Ok(enrolment) => {
                     outcome.set(None);
+                    password.set(String::new());
                     enrolling.set(Some(enrolment));
                 }
                 Err(e) => outcome.set(Some((false, e.message))),
@@ -106,7 +109,12 @@ pub fn TwoStepCard() -> impl IntoView {
                         view! {
                             <p class="muted">"Protect your account with a code from an authenticator app, asked for after your password."</p>
                             <Show when=move || enrolling.with(Option::is_none)>
-                                <button type="button" id="mfa-begin" on:click=begin>"Set up an authenticator app"</button>
+                                <form on:submit=begin novalidate>
+                                    {(!status.required).then(|| view! {
+                                        <Field id="mfa-password" label="Current password" kind="password" autocomplete="current-password" value=password error=no_error/>
+                                    })}
+                                    <button type="submit" id="mfa-begin">"Set up an authenticator app"</button>
+                                </form>
                             </Show>
                         }.into_any()
                     }}
