@@ -3,7 +3,8 @@
 # that points the tests at it:
 #   eval "$(scripts/test-postgres.sh start)" && cargo test
 #   scripts/test-postgres.sh stop
-# Needs Debian's `postgresql` package. As root, the server runs as the `postgres` user
+# `stop` also deletes the cluster: each test creates a database of its own, and runs add up to
+# gigabytes if the cluster is kept. Needs Debian's `postgresql` package. As root, the server runs as the `postgres` user
 # (initdb refuses to run as root).
 set -euo pipefail
 
@@ -35,6 +36,7 @@ case "${1:-start}" in
     ;;
   stop)
     as_owner "$bin/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
+    if [ -f "$dir/PG_VERSION" ]; then rm -rf "$dir"; fi
     ;;
   *)
     echo "usage: $0 start|stop" >&2

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Route paths, so the server and clients cannot drift apart.
 pub mod paths {
     pub const HEALTHZ: &str = "/healthz";
+    pub const READYZ: &str = "/readyz";
     pub const JWKS: &str = "/.well-known/jwks.json";
     pub const SIGNUP: &str = "/api/auth/signup";
     pub const SIGNIN: &str = "/api/auth/signin";

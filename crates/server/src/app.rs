@@ -91,6 +91,7 @@ pub fn app(
         .merge(ui)
         .merge(fallback)
         .route(paths::HEALTHZ, get(meta::healthz))
+        .route(paths::READYZ, get(meta::readyz))
         .route(paths::JWKS, get(meta::jwks))
         .route(paths::SIGNUP, post(auth::signup))
         .route(paths::SIGNIN, post(auth::signin))

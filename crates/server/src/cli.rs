@@ -26,11 +26,26 @@ pub async fn run(state: &AppState, command: Command) -> anyhow::Result<()> {
         Command::User(command) => run_user_command(state, command).await,
         Command::Authz(command) => run_authz_command(state, command).await,
         Command::Client(command) => run_client_command(state, command).await,
+        Command::Backup { file } => backup(state, &file).await,
         Command::Serve => Ok(()),
     };
     // Mail a command queued (a verification, a link) goes out before the process ends.
     state.mailer.flush().await;
     result
+}
+
+/// `tollgate backup FILE`: a consistent copy of the SQLite database, taken while the server
+/// may be running (`VACUUM INTO`: one read transaction, so writers go on).
+async fn backup(state: &AppState, file: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !file.exists(),
+        "{} exists already; choose a new file",
+        file.display()
+    );
+    state.storage.backup_into(file).await?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!("backup written to {} ({size} bytes)", file.display());
+    Ok(())
 }
 
 /// Runs a `tollgate client …` command.

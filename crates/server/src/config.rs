@@ -216,8 +216,12 @@ pub struct ServerArgs {
     pub upstream_timeout: Duration,
 
     /// Log filter, e.g. `info`, `tollgate=debug,tower_http=debug`.
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log: String,
+
+    /// Log lines as text for people, or as one JSON object per line for log collectors.
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
 
     #[command(flatten)]
     pub mail: MailArgs,
@@ -276,6 +280,13 @@ pub struct MailArgs {
     pub email_verification: EmailVerification,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// The address verification policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EmailVerification {
@@ -303,6 +314,12 @@ pub enum Command {
     /// Manage the service clients that may introspect tokens (`POST /oauth/introspect`).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Write a consistent copy of the SQLite database to FILE while the server runs (for
+    /// PostgreSQL, use pg_dump).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tollgate::{
     AppState, cli,
-    config::{Cli, Command},
+    config::{Cli, Command, LogFormat},
     storage::{PoolSettings, Storage},
 };
 use tracing_subscriber::EnvFilter;
@@ -15,11 +15,13 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> std::process::ExitCode {
     let args = Cli::parse();
     let filter = EnvFilter::try_new(&args.server.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match args.server.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

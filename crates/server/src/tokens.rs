@@ -416,6 +416,12 @@ impl Tokens {
     }
 
     /// The public keys as a JSON Web Key Set.
+    /// Whether the key this node signs with is among `stored_kids` (always, for HS256, whose
+    /// secret is configuration, not stored).
+    pub fn signing_key_in(&self, stored_kids: &[String]) -> bool {
+        self.inner.algorithm == Algorithm::HS256 || stored_kids.contains(&self.inner.kid)
+    }
+
     pub fn jwks(&self) -> &serde_json::Value {
         &self.inner.jwks
     }

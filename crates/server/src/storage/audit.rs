@@ -57,16 +57,29 @@ impl Storage {
         Ok(())
     }
 
-    /// Deletes the events recorded before `cutoff` (unix time). Returns how many.
+    /// Deletes the events recorded before `cutoff` (unix time), in bounded batches. Returns
+    /// how many.
     pub async fn purge_audit(&self, cutoff: i64) -> Result<u64> {
-        let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM audit_events WHERE at < $1")
+        let batch = super::revocations::PURGE_BATCH;
+        let mut total = 0;
+        loop {
+            let deleted = on_pool!(self, |pool| {
+                sqlx::query(
+                    "DELETE FROM audit_events WHERE id IN \
+                     (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)",
+                )
                 .bind(cutoff)
+                .bind(batch)
                 .execute(pool)
                 .await?
                 .rows_affected()
-        });
-        Ok(deleted)
+            });
+            total += deleted;
+            if deleted < batch.unsigned_abs() {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Events about `user` and/or of `kind`, newest first, with the total count.

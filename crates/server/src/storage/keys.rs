@@ -54,6 +54,16 @@ impl Storage {
 
     /// Stores `key` unless another node stored one of the same generation first;
     /// callers read the keys back afterwards, so every node ends up with the same key.
+    /// The ids of the stored signing keys (and proof the database answers).
+    pub async fn signing_kids(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT kid FROM signing_keys")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(kid,)| kid).collect())
+    }
+
     pub async fn insert_signing_key_if_absent(&self, key: &StoredKey) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query(

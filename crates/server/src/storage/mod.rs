@@ -201,6 +201,26 @@ impl Storage {
         }
     }
 
+    /// Writes a consistent copy of a SQLite database to `file` (`VACUUM INTO`). PostgreSQL
+    /// has its own tools for that.
+    pub async fn backup_into(&self, file: &std::path::Path) -> anyhow::Result<()> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            anyhow::bail!(
+                "tollgate backup copies SQLite databases; for PostgreSQL use pg_dump, e.g. \
+                 pg_dump --format=custom --file=tollgate.dump \"$DATABASE_URL\""
+            );
+        };
+        let path = file
+            .to_str()
+            .context("the backup file name must be UTF-8")?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(pool)
+            .await
+            .with_context(|| format!("cannot write the backup to {path}"))?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
     }

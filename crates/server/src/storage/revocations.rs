@@ -73,6 +73,9 @@ fn notices(rows: Vec<RevocationRow>) -> Vec<RevocationNotice> {
         .collect()
 }
 
+/// Rows deleted per statement when purging.
+pub const PURGE_BATCH: i64 = 1000;
+
 impl Storage {
     /// Revocations that have not yet outlived the access tokens they stop, with the id of the
     /// newest row (to follow later ones with [`Self::revocations_after`]).
@@ -137,12 +140,22 @@ impl Storage {
                 .execute(pool)
                 .await?;
             // Keep a day of history so reuse of an expired family's token is still recognised.
-            sqlx::query(
-                "DELETE FROM sessions WHERE absolute_expires_at <= $1 OR idle_expires_at <= $1",
-            )
-            .bind(now - 86_400)
-            .execute(pool)
-            .await?;
+            // In bounded batches, so a large backlog never holds the write lock for long.
+            loop {
+                let deleted = sqlx::query(
+                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+                     WHERE absolute_expires_at <= $1 OR idle_expires_at <= $1 LIMIT $2)",
+                )
+                .bind(now - 86_400)
+                .bind(PURGE_BATCH)
+                .execute(pool)
+                .await?
+                .rows_affected();
+                if deleted < PURGE_BATCH.unsigned_abs() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
             sqlx::query("DELETE FROM mfa_challenges WHERE expires_at <= $1")
                 .bind(now)
                 .execute(pool)

@@ -18,6 +18,7 @@ mod introspect;
 mod mail_sink;
 mod mfa;
 mod nodes;
+mod ops;
 mod outage;
 mod proxies;
 mod sessions;
