@@ -26,6 +26,8 @@ CREATE TABLE mfa_challenges (
     user_id            BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     credential_version BIGINT NOT NULL,
     attempts           BIGINT NOT NULL DEFAULT 0,
+    -- Started at /api/auth/login: the second step answers in that route's shape.
+    via_login          BOOLEAN NOT NULL DEFAULT FALSE,
     created_at         BIGINT NOT NULL,
     expires_at         BIGINT NOT NULL
 );

@@ -79,6 +79,14 @@ pub async fn sign_up(
     Ok(id)
 }
 
+/// Which sign-in route a password was given at: `/api/auth/signin` (the tutorial's) or
+/// `/api/auth/login` (the production guide's), whose answers differ in shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInRoute {
+    Signin,
+    Login,
+}
+
 /// A successful sign-in.
 #[derive(Debug)]
 pub struct SignedIn {
@@ -97,6 +105,7 @@ pub async fn sign_in(
     username: &str,
     password: &str,
     client: &Client,
+    via: SignInRoute,
 ) -> Result<SignedIn> {
     // Today's username rules are not applied here: accounts imported from the tutorial's
     // database may predate them. Only absurd input skips the look-up (and still pays a hash).
@@ -156,7 +165,7 @@ pub async fn sign_in(
     }
     // A second factor to prove: no session yet, a challenge for /api/auth/mfa/verify.
     if user.has_second_factor {
-        let challenge = super::mfa::challenge(state, &user).await?;
+        let challenge = super::mfa::challenge(state, &user, via).await?;
         return Err(Error::SecondFactorRequired {
             challenge,
             methods: super::mfa::methods(&user),

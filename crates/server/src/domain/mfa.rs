@@ -8,7 +8,7 @@ use std::time::Duration;
 use api::Role;
 
 use super::{
-    accounts::{SignedIn, guard_attempt},
+    accounts::{SignInRoute, SignedIn, guard_attempt},
     admin::Actor,
     sessions::{self, Client, end_sessions, issue_access},
 };
@@ -40,7 +40,7 @@ pub enum Factor<'a> {
 /// After the password, for a user with a second factor: the challenge token that
 /// `/api/auth/mfa/verify` takes. Opaque and kept hashed; it is no access token and works
 /// nowhere else.
-pub async fn challenge(state: &AppState, user: &UserRecord) -> Result<String> {
+pub async fn challenge(state: &AppState, user: &UserRecord, via: SignInRoute) -> Result<String> {
     let token = state.tokens.random_id::<32>()?;
     let now = unix_now();
     state
@@ -49,6 +49,7 @@ pub async fn challenge(state: &AppState, user: &UserRecord) -> Result<String> {
             &codes::link_hash(&token),
             user.id,
             user.credential_version,
+            via == SignInRoute::Login,
             now,
             clock::after(now, CHALLENGE_LIFETIME),
         )
@@ -61,13 +62,14 @@ pub fn methods(_user: &UserRecord) -> Vec<&'static str> {
     vec!["otp", "recovery"]
 }
 
-/// `POST /api/auth/mfa/verify`: meets the challenge and opens the session.
+/// `POST /api/auth/mfa/verify`: meets the challenge and opens the session. Says which route
+/// the sign-in started at, whose shape the answer takes.
 pub async fn complete_sign_in(
     state: &AppState,
     challenge_token: &str,
     factor: Factor<'_>,
     client: &Client,
-) -> Result<SignedIn> {
+) -> Result<(SignedIn, SignInRoute)> {
     let hash = codes::link_hash(challenge_token.trim());
     let now = unix_now();
     let challenge = state
@@ -99,11 +101,19 @@ pub async fn complete_sign_in(
             ..AuditEvent::new(AuditKind::SigninOk, Some(user.id))
         })
         .await;
-    Ok(SignedIn {
-        user,
-        access,
-        grant,
-    })
+    let route = if challenge.via_login {
+        SignInRoute::Login
+    } else {
+        SignInRoute::Signin
+    };
+    Ok((
+        SignedIn {
+            user,
+            access,
+            grant,
+        },
+        route,
+    ))
 }
 
 /// Checks a factor of `user`, under the same back-off as passwords (per user, before any

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     domain::{
-        accounts::{self, SignUp, SignedIn},
+        accounts::{self, SignInRoute, SignUp, SignedIn},
         sessions::{self, Grant},
     },
     error::{Error, RefreshFailure, Result},
@@ -80,8 +80,14 @@ pub async fn signin(
     Json(body): Json<SigninRequest>,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Signin, client.ip)?;
-    let signed_in =
-        accounts::sign_in(&state, &body.username, &body.password, &client.client()).await?;
+    let signed_in = accounts::sign_in(
+        &state,
+        &body.username,
+        &body.password,
+        &client.client(),
+        SignInRoute::Signin,
+    )
+    .await?;
     let session_cookies = session_cookies(&state, &signed_in.access, &signed_in.grant);
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
@@ -124,27 +130,39 @@ pub async fn login(
         .as_deref()
         .or(body.username.as_deref())
         .ok_or(Error::MissingLoginName)?;
-    let signed_in = accounts::sign_in(&state, name, &body.password, &client.client()).await?;
+    let signed_in = accounts::sign_in(
+        &state,
+        name,
+        &body.password,
+        &client.client(),
+        SignInRoute::Login,
+    )
+    .await?;
     let session_cookies = session_cookies(&state, &signed_in.access, &signed_in.grant);
-    let user = signed_in.user;
-    let role = user.roles.iter().max().copied().unwrap_or(Role::User);
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         session_cookies,
-        JsonResponse(LoginResponse {
-            access_token: signed_in.access.token,
-            token_type: "Bearer".to_owned(),
-            expires_in: signed_in.access.expires_in.as_secs(),
-            user: LoginUser {
-                roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-                role: role.as_str().to_owned(),
-                email_verified: user.email_verified_at.is_some(),
-                id: user.id,
-                username: user.username,
-                email: user.email,
-            },
-        }),
+        JsonResponse(login_body(signed_in)),
     ))
+}
+
+/// The production guide's sign-in answer.
+pub fn login_body(signed_in: SignedIn) -> LoginResponse {
+    let user = signed_in.user;
+    let role = user.roles.iter().max().copied().unwrap_or(Role::User);
+    LoginResponse {
+        access_token: signed_in.access.token,
+        token_type: "Bearer".to_owned(),
+        expires_in: signed_in.access.expires_in.as_secs(),
+        user: LoginUser {
+            roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            role: role.as_str().to_owned(),
+            email_verified: user.email_verified_at.is_some(),
+            id: user.id,
+            username: user.username,
+            email: user.email,
+        },
+    }
 }
 
 /// The refresh and access cookies of a session just opened or refreshed.

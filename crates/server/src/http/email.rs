@@ -14,7 +14,7 @@ use axum::{
     response::IntoResponse,
 };
 
-use super::extract::{AuthUser, ClientInfo, Json, RecentlyVerified};
+use super::extract::{ClientInfo, EnrollingUser, Json, RecentlyVerified};
 use crate::{
     domain::email::{
         change,
@@ -76,7 +76,7 @@ pub async fn reset_password(
 pub async fn verify_email(
     State(state): State<AppState>,
     client: ClientInfo,
-    caller: Option<AuthUser>,
+    caller: Option<EnrollingUser>,
     Json(body): Json<ConfirmRequest>,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Code, client.ip)?;
@@ -90,7 +90,7 @@ pub async fn verify_email(
                 code,
             }
         }
-        (None, Some(code), None, Some(AuthUser(principal))) => verify::Proof::CodeFor {
+        (None, Some(code), None, Some(EnrollingUser(principal))) => verify::Proof::CodeFor {
             user_id: principal.user_id,
             code,
         },
@@ -105,7 +105,7 @@ pub async fn verify_email(
 pub async fn resend_verification(
     State(state): State<AppState>,
     client: ClientInfo,
-    caller: Option<AuthUser>,
+    caller: Option<EnrollingUser>,
     body: Result<Json<ResendVerificationRequest>, Error>,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Mail, client.ip)?;
@@ -146,7 +146,7 @@ pub async fn change_email(
 pub async fn confirm_email(
     State(state): State<AppState>,
     client: ClientInfo,
-    caller: Option<AuthUser>,
+    caller: Option<EnrollingUser>,
     Json(body): Json<ConfirmRequest>,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Code, client.ip)?;

@@ -139,6 +139,21 @@ impl FromRequestParts<AppState> for EnrollingUser {
     }
 }
 
+/// No token at all is `None`; a token that fails verification is still an error.
+impl OptionalFromRequestParts<AppState> for EnrollingUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Error> {
+        match bearer_token(&parts.headers)? {
+            Some(token) => verify_token(state, token).map(|p| Some(EnrollingUser(p))),
+            None => Ok(None),
+        }
+    }
+}
+
 /// The caller, who has proven their second factor recently if they have one: for changes to
 /// passwords, addresses, factors, and every admin change (step-up).
 #[derive(Debug, Clone)]

@@ -12,11 +12,12 @@ use axum::{
 };
 
 use super::{
-    auth::{session_cookies, signin_body},
+    auth::{login_body, session_cookies, signin_body},
     extract::{Admin, ClientInfo, EnrollingUser, Json, Path, RecentlyVerified, RequireRole},
 };
 use crate::{
     domain::{
+        accounts::SignInRoute,
         admin::Actor,
         mfa::{self, Factor},
     },
@@ -41,7 +42,7 @@ fn factor<'a>(code: Option<&'a str>, recovery: Option<&'a str>) -> Result<Factor
 }
 
 /// `POST /api/auth/mfa/verify {mfaToken, code | recoveryCode}`: the sign-in's second step;
-/// answers as `/api/auth/signin` does.
+/// answers as the route the sign-in started at (`/api/auth/signin` or `/api/auth/login`).
 pub async fn verify(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -49,14 +50,16 @@ pub async fn verify(
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Signin, client.ip)?;
     let factor = factor(body.code.as_deref(), body.recovery_code.as_deref())?;
-    let signed_in =
+    let (signed_in, route) =
         mfa::complete_sign_in(&state, &body.mfa_token, factor, &client.client()).await?;
     let cookies = session_cookies(&state, &signed_in.access, &signed_in.grant);
-    Ok((
-        NO_STORE,
-        cookies,
-        JsonResponse(signin_body(&state, signed_in)),
-    ))
+    // The shape of the route the sign-in started at.
+    let body = match route {
+        SignInRoute::Signin => serde_json::to_value(signin_body(&state, signed_in)),
+        SignInRoute::Login => serde_json::to_value(login_body(signed_in)),
+    }
+    .map_err(anyhow::Error::from)?;
+    Ok((NO_STORE, cookies, JsonResponse(body)))
 }
 
 /// `POST /api/auth/mfa/step-up {code | recoveryCode}`: proves a factor again; a new access

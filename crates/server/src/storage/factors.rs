@@ -29,6 +29,8 @@ pub struct Challenge {
     pub credential_version: i64,
     pub attempts: i64,
     pub expires_at: i64,
+    /// Started at `/api/auth/login` (answer in its shape).
+    pub via_login: bool,
 }
 
 impl Storage {
@@ -186,17 +188,19 @@ impl Storage {
         token_hash: &[u8],
         user_id: i64,
         credential_version: i64,
+        via_login: bool,
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO mfa_challenges (token_hash, user_id, credential_version, attempts, \
-                 created_at, expires_at) VALUES ($1, $2, $3, 0, $4, $5)",
+                 via_login, created_at, expires_at) VALUES ($1, $2, $3, 0, $4, $5, $6)",
             )
             .bind(token_hash)
             .bind(user_id)
             .bind(credential_version)
+            .bind(via_login)
             .bind(now)
             .bind(expires_at)
             .execute(pool)
@@ -215,11 +219,11 @@ impl Storage {
         max: i64,
         now: i64,
     ) -> Result<Option<Challenge>> {
-        let row: Option<(i64, i64, i64, i64)> = on_pool!(self, |pool| {
+        let row: Option<(i64, i64, i64, i64, bool)> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "UPDATE mfa_challenges SET attempts = attempts + 1 \
                  WHERE token_hash = $1 AND attempts < $2 AND expires_at > $3 \
-                 RETURNING user_id, credential_version, attempts, expires_at",
+                 RETURNING user_id, credential_version, attempts, expires_at, via_login",
             )
             .bind(token_hash)
             .bind(max)
@@ -228,11 +232,12 @@ impl Storage {
             .await?
         });
         Ok(row.map(
-            |(user_id, credential_version, attempts, expires_at)| Challenge {
+            |(user_id, credential_version, attempts, expires_at, via_login)| Challenge {
                 user_id,
                 credential_version,
                 attempts,
                 expires_at,
+                via_login,
             },
         ))
     }

@@ -555,3 +555,48 @@ async fn an_admin_session_without_a_proven_factor_stays_limited_after_enrolment_
     assert_eq!(refused.json()["reason"], "step_up_required");
     assert!(refused.header("www-authenticate").is_none());
 }
+
+#[tokio::test]
+async fn the_second_step_answers_in_the_shape_of_the_route_the_sign_in_began_at() {
+    let app = TestApp::new().await;
+    let token = app
+        .user_with_roles("gina", &[Role::User, Role::Moderator])
+        .await;
+    let (phone, codes, _) = enrol(&app, &token).await;
+    let refused = app
+        .post(
+            "/api/auth/login",
+            json!({"email": "gina@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    refused.assert(StatusCode::UNAUTHORIZED);
+    let mfa_token = refused.json()["mfaToken"].as_str().unwrap().to_owned();
+    let done = verify(&app, &mfa_token, json!({"code": phone.code(1)})).await;
+    done.assert(StatusCode::OK);
+    let body = done.json();
+    assert_eq!(body["user"]["role"], "moderator", "{body}");
+    assert_eq!(body["user"]["username"], "gina");
+    assert!(body["accessToken"].is_string());
+    // The tutorial's route keeps its own shape.
+    let mfa_token = challenge(&app, "gina").await;
+    let done = verify(&app, &mfa_token, json!({"recoveryCode": codes[0]})).await;
+    assert_eq!(done.json()["roles"], json!(["ROLE_USER", "ROLE_MODERATOR"]));
+}
+
+#[tokio::test]
+async fn an_enrolment_only_token_does_not_get_in_the_way_of_mailed_links() {
+    let app = TestApp::with_settings(|settings| {
+        settings.require_mfa_for_roles = vec![Role::Admin];
+    })
+    .await;
+    let token = app.user_with_roles("ivy", &[Role::Admin]).await;
+    let answer = app
+        .post(
+            "/api/auth/verify-email",
+            json!({"token": "not-a-real-link"}),
+            Some(&token),
+        )
+        .await;
+    answer.assert(StatusCode::BAD_REQUEST);
+}
