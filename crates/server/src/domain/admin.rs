@@ -139,9 +139,7 @@ pub async fn end_user_sessions(
     user_id: i64,
     client: &Client,
 ) -> Result<usize> {
-    if state.storage.user_by_id(user_id).await?.is_none() {
-        return Err(Error::NotFound("User not found."));
-    }
+    target(state, user_id).await?;
     let ended = end_sessions(state, SessionFilter::AllOf { user_id }, "ended by admin").await?;
     state
         .audit(actor.audit(
@@ -153,6 +151,15 @@ pub async fn end_user_sessions(
         ))
         .await;
     Ok(ended.len())
+}
+
+/// The user an admin acts on; 404 if there is none.
+pub(crate) async fn target(state: &AppState, user_id: i64) -> Result<crate::storage::UserRecord> {
+    state
+        .storage
+        .user_by_id(user_id)
+        .await?
+        .ok_or(Error::NotFound("User not found."))
 }
 
 /// An account an admin makes.
@@ -225,11 +232,7 @@ pub async fn create_user(
             ),
         )
         .await;
-    let user = state
-        .storage
-        .user_by_id(id)
-        .await?
-        .ok_or(Error::NotFound("User not found."))?;
+    let user = target(state, id).await?;
     let sent = if account.send_set_password_mail {
         Some(reset::send_set_password(state, &user, true).await?)
     } else {
@@ -249,11 +252,7 @@ pub async fn set_password(
     password: &Password,
     client: &Client,
 ) -> Result<()> {
-    let user = state
-        .storage
-        .user_by_id(user_id)
-        .await?
-        .ok_or(Error::NotFound("User not found."))?;
+    let user = target(state, user_id).await?;
     let hash = state.passwords.hash(password).await?;
     reset::set_password(state, &user, &hash, None).await?;
     state
@@ -272,11 +271,7 @@ pub async fn send_reset(
     user_id: i64,
     client: &Client,
 ) -> Result<()> {
-    let user = state
-        .storage
-        .user_by_id(user_id)
-        .await?
-        .ok_or(Error::NotFound("User not found."))?;
+    let user = target(state, user_id).await?;
     // A password voided by a report is not a new account.
     let first = user.password_hash == NO_PASSWORD && user.last_signin_at.is_none();
     if reset::send_set_password(state, &user, first).await? == Sent::Throttled {

@@ -428,9 +428,7 @@ pub async fn admin_reset(
     user_id: i64,
     client: &Client,
 ) -> Result<()> {
-    if state.storage.user_by_id(user_id).await?.is_none() {
-        return Err(Error::NotFound("User not found."));
-    }
+    super::admin::target(state, user_id).await?;
     if !state.storage.remove_factors(user_id).await? {
         return Err(Error::NoFactor);
     }

@@ -169,6 +169,28 @@ macro_rules! token_owner {
     }};
 }
 
+/// Inside a transaction `$tx`: uses up the live token of `$purpose` named by `$link_hash`,
+/// its owner's row locked first (see [`lock_user`]). Evaluates to the owner and the address
+/// the token went to, or `None` if no such token is live.
+macro_rules! use_link {
+    ($storage:expr, $tx:expr, $link_hash:expr, $purpose:expr, $now:expr) => {{
+        if let Some(owner) = token_owner!($tx, $link_hash) {
+            lock_user!($storage, $tx, owner);
+        }
+        let used: Option<(i64, String)> = sqlx::query_as(
+            "UPDATE email_tokens SET expires_at = 0 \
+             WHERE link_hash = $1 AND purpose = $2 AND expires_at > $3 \
+             RETURNING user_id, email",
+        )
+        .bind($link_hash)
+        .bind(Purpose::as_str($purpose))
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        used
+    }};
+}
+
 impl Storage {
     /// The user's token for `purpose`, live or not.
     pub async fn email_token(&self, user_id: i64, purpose: Purpose) -> Result<Option<EmailToken>> {
@@ -407,19 +429,7 @@ impl Storage {
     pub async fn verify_email_with(&self, link_hash: &[u8], now: i64) -> Result<Option<i64>> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            if let Some(owner) = token_owner!(tx, link_hash) {
-                lock_user!(self, tx, owner);
-            }
-            let used: Option<(i64, String)> = sqlx::query_as(
-                "UPDATE email_tokens SET expires_at = 0 \
-                 WHERE link_hash = $1 AND purpose = $2 AND expires_at > $3 \
-                 RETURNING user_id, email",
-            )
-            .bind(link_hash)
-            .bind(Purpose::Verify.as_str())
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let used = use_link!(self, tx, link_hash, Purpose::Verify, now);
             let Some((user_id, email)) = used else {
                 tx.rollback().await?;
                 return Ok(None);
@@ -470,19 +480,7 @@ impl Storage {
         let changed: Result<Option<(i64, String)>, sqlx::Error> = on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
-                if let Some(owner) = token_owner!(tx, link_hash) {
-                    lock_user!(self, tx, owner);
-                }
-                let used: Option<(i64, String)> = sqlx::query_as(
-                    "UPDATE email_tokens SET expires_at = 0 \
-                     WHERE link_hash = $1 AND purpose = $2 AND expires_at > $3 \
-                     RETURNING user_id, email",
-                )
-                .bind(link_hash)
-                .bind(Purpose::Change.as_str())
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let used = use_link!(self, tx, link_hash, Purpose::Change, now);
                 let Some((user_id, new_email)) = used else {
                     tx.rollback().await?;
                     return Ok(None);
@@ -553,16 +551,7 @@ impl Storage {
         let undone: Result<Option<(i64, Vec<RevocationNotice>)>, Error> = on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
-                let used: Option<(i64, String)> = sqlx::query_as(
-                    "UPDATE email_tokens SET expires_at = 0 \
-                         WHERE link_hash = $1 AND purpose = $2 AND expires_at > $3 \
-                         RETURNING user_id, email",
-                )
-                .bind(link_hash)
-                .bind(Purpose::Report.as_str())
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let used = use_link!(self, tx, link_hash, Purpose::Report, now);
                 let Some((user_id, old_email)) = used else {
                     tx.rollback().await?;
                     return Ok(None);
