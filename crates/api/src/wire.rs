@@ -1,6 +1,10 @@
 //! Request and response bodies, field names as the tutorial's clients expect them.
 
 use serde::{Deserialize, Serialize};
+use webauthn_rs_proto::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};
 
 /// Route paths, so the server and clients cannot drift apart.
 pub mod paths {
@@ -51,6 +55,16 @@ pub mod paths {
     pub const MFA_TOTP_CONFIRM: &str = "/api/user/mfa/totp/confirm";
     pub const MFA_RECOVERY_CODES: &str = "/api/user/mfa/recovery-codes";
     pub const ADMIN_USER_MFA: &str = "/api/admin/users/{id}/mfa";
+    pub const PASSKEYS: &str = "/api/user/passkeys";
+    pub const PASSKEYS_BEGIN: &str = "/api/user/passkeys/begin";
+    pub const PASSKEY: &str = "/api/user/passkeys/{id}";
+    /// Sign-in with a passkey alone: options, then the assertion.
+    pub const PASSKEY_SIGNIN_BEGIN: &str = "/api/auth/passkey/begin";
+    pub const PASSKEY_SIGNIN: &str = "/api/auth/passkey";
+    /// Options for a passkey as the second step of a sign-in (`mfaToken`).
+    pub const MFA_PASSKEY: &str = "/api/auth/mfa/passkey";
+    /// Options for a passkey as a step-up in the current session.
+    pub const MFA_STEP_UP_PASSKEY: &str = "/api/auth/mfa/step-up/passkey";
     /// The UI pages that mailed links open.
     pub const PAGE_RESET_PASSWORD: &str = "/reset-password";
     pub const PAGE_VERIFY_EMAIL: &str = "/verify-email";
@@ -137,7 +151,7 @@ pub struct MfaChallenge {
     pub reason: String,
     /// The single-purpose challenge token: not an access token.
     pub mfa_token: String,
-    /// `otp`, `recovery`.
+    /// `otp`, `recovery`, `passkey`.
     pub methods: Vec<String>,
 }
 
@@ -157,6 +171,8 @@ pub struct MfaVerifyRequest {
     pub code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<PasskeyAssertion>,
 }
 
 /// `POST /api/auth/mfa/step-up`: one factor.
@@ -167,6 +183,82 @@ pub struct StepUpRequest {
     pub code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<PasskeyAssertion>,
+}
+
+/// `POST /api/auth/mfa/passkey`: the options for a passkey as the sign-in's second step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MfaPasskeyRequest {
+    pub mfa_token: String,
+}
+
+/// What the browser needs to ask an authenticator for an assertion (`navigator.credentials.get`),
+/// and the ceremony to send its answer back with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasskeyRequestOptions {
+    pub ceremony: String,
+    pub options: RequestChallengeResponse,
+}
+
+/// A passkey's answer to [`PasskeyRequestOptions`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasskeyAssertion {
+    pub ceremony: String,
+    pub credential: PublicKeyCredential,
+}
+
+/// `POST /api/user/passkeys/begin`: the current password (not asked of a user who must enrol).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyBeginRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_password: Option<String>,
+}
+
+/// What the browser needs to create a passkey (`navigator.credentials.create`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasskeyCreationOptions {
+    pub ceremony: String,
+    pub options: CreationChallengeResponse,
+}
+
+/// `POST /api/user/passkeys`: the new passkey, and the name to know it by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasskeyRegisterRequest {
+    pub ceremony: String,
+    pub name: String,
+    pub credential: RegisterPublicKeyCredential,
+}
+
+/// A registered passkey. Times are unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyInfo {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// The answer to a registration: the passkey; the recovery codes if it is the account's first
+/// factor (shown this once); a new access token (the session has just proven the passkey).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyRegistered {
+    pub passkey: PasskeyInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+}
+
+/// `PATCH /api/user/passkeys/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasskeyRename {
+    pub name: String,
 }
 
 /// `POST /api/user/mfa/totp`: the current password (not asked of a user who must enrol, who
@@ -215,6 +307,8 @@ pub struct RecoveryCodes {
 #[serde(rename_all = "camelCase")]
 pub struct MfaStatus {
     pub totp: bool,
+    #[serde(default)]
+    pub passkeys: Vec<PasskeyInfo>,
     pub recovery_codes_left: i64,
     /// The user's role requires a second factor.
     pub required: bool,
@@ -373,6 +467,9 @@ pub struct AdminUser {
     pub last_signin_at: Option<String>,
     /// Whether the user has a second factor.
     pub mfa: bool,
+    /// Which: `totp`, `passkey`.
+    #[serde(default)]
+    pub factors: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

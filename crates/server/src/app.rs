@@ -11,7 +11,7 @@ use axum::{
     extract::Request,
     http::{self, HeaderName, Method, header},
     response::Response,
-    routing::{any, delete, get, post, put},
+    routing::{any, delete, get, patch, post, put},
 };
 use tower::{Service, ServiceBuilder};
 use tower_http::{
@@ -24,7 +24,7 @@ use envelope::EnvelopeLayer;
 pub use envelope::{CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES};
 
 use crate::{
-    http::{admin, auth, authz, content, email, gate, introspect, meta, mfa, sessions, ui, user},
+    http::{admin, auth, authz, content, email, gate, introspect, meta, mfa, passkeys, sessions, ui, user},
     state::AppState,
 };
 
@@ -41,7 +41,13 @@ pub fn app(
 + 'static {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(state.settings.cors_origins.clone()))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([
             HeaderName::from_static(ACCESS_TOKEN_HEADER),
             header::AUTHORIZATION,
@@ -116,6 +122,16 @@ pub fn app(
             post(mfa::regenerate_recovery_codes),
         )
         .route(paths::ADMIN_USER_MFA, delete(mfa::admin_reset))
+        .route(paths::MFA_PASSKEY, post(mfa::begin_passkey))
+        .route(paths::MFA_STEP_UP_PASSKEY, post(mfa::begin_step_up_passkey))
+        .route(paths::PASSKEYS, get(passkeys::list).post(passkeys::register))
+        .route(paths::PASSKEYS_BEGIN, post(passkeys::begin_registration))
+        .route(
+            paths::PASSKEY,
+            patch(passkeys::rename).delete(passkeys::remove),
+        )
+        .route(paths::PASSKEY_SIGNIN_BEGIN, post(passkeys::begin_sign_in))
+        .route(paths::PASSKEY_SIGNIN, post(passkeys::sign_in))
         .route(paths::TEST_ALL, get(content::public))
         .route(paths::TEST_USER, get(content::user))
         .route(paths::TEST_MOD, get(content::moderator))

@@ -137,20 +137,34 @@ pub enum Error {
     )]
     EmailChangeLocked,
     /// The password is right; a second factor is needed (`challenge` for /api/auth/mfa/verify).
-    #[error("Enter the code from your authenticator app, or a recovery code.")]
+    #[error("Prove your second factor: a code from your authenticator app, a passkey, or a recovery code.")]
     SecondFactorRequired {
         challenge: String,
         methods: Vec<&'static str>,
     },
     #[error("This sign-in has expired or was completed already; sign in again.")]
     ChallengeExpired,
-    #[error("The code is not valid.")]
+    #[error("That code or passkey was not accepted.")]
     InvalidFactor,
     /// A sensitive change by a user with a second factor not proven recently.
     #[error(
-        "Confirm it is you: enter a code from your authenticator app (or a recovery code) first."
+        "Confirm it is you: enter a code from your authenticator app, use a passkey, or enter a recovery code first."
     )]
     StepUpRequired,
+    /// Passkeys on a server whose public URL cannot be a relying party.
+    #[error("{0}")]
+    PasskeysUnavailable(&'static str),
+    #[error("This passkey request has expired or was used already; start again.")]
+    CeremonyExpired,
+    #[error("The passkey's answer could not be verified; try again.")]
+    PasskeyRejected,
+    #[error("This passkey is registered already.")]
+    PasskeyExists,
+    #[error("You have as many passkeys as an account may have; remove one first.")]
+    TooManyPasskeys,
+    /// A sign-in with a passkey that is unknown, or whose answer does not verify.
+    #[error("This passkey was not accepted.")]
+    PasskeyNotAccepted,
     /// A token good for enrolling a second factor only (`--require-mfa-for-role`).
     #[error("Your role requires two-step sign-in: set up an authenticator app first.")]
     EnrolmentRequired,
@@ -284,7 +298,12 @@ impl Error {
             | Error::SameEmail
             | Error::MissingLoginName => StatusCode::BAD_REQUEST,
             Error::EmailNotVerified | Error::FeatureOff(_) => StatusCode::FORBIDDEN,
+            Error::PasskeysUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::CeremonyExpired | Error::PasskeyRejected => StatusCode::BAD_REQUEST,
+            Error::PasskeyNotAccepted => StatusCode::UNAUTHORIZED,
             Error::EmailChangeLocked
+            | Error::PasskeyExists
+            | Error::TooManyPasskeys
             | Error::FactorExists
             | Error::FactorRequired
             | Error::NoFactor => StatusCode::CONFLICT,
@@ -394,6 +413,7 @@ impl Error {
                 Error::Overloaded
                     | Error::Unavailable(_)
                     | Error::MailUnavailable(_)
+                    | Error::PasskeysUnavailable(_)
                     | Error::UpstreamUnreachable
                     | Error::UpstreamTimeout
             )
@@ -423,6 +443,7 @@ impl IntoResponse for Error {
                 | Error::ChallengeExpired
                 | Error::InvalidFactor
                 | Error::StepUpRequired
+                | Error::PasskeyNotAccepted
         );
         let location = match &self {
             Error::SignInAt { location, .. } => Some(location.clone()),

@@ -13,6 +13,7 @@ use crate::{
     http::gate::Gate,
     limits::IpLimits,
     mail::Mailer,
+    passkeys::RelyingParty,
     passwords::Passwords,
     revocation::Revocations,
     storage::Storage,
@@ -38,6 +39,8 @@ pub struct AppStateParts {
     pub mailer: Mailer,
     /// The one-time codes of the mail flows.
     pub codes: Codes,
+    /// Who Tollgate is to passkeys.
+    pub relying_party: RelyingParty,
     pub settings: Arc<Settings>,
 }
 
@@ -82,6 +85,7 @@ impl AppState {
                 .await?,
         );
         let mailer = Mailer::start(&settings.mail, storage.clone())?;
+        let relying_party = RelyingParty::new(&settings.public_url, &settings.product_name)?;
         Ok(Self(Arc::new(AppStateParts {
             storage,
             tokens,
@@ -92,6 +96,7 @@ impl AppState {
             gate,
             mailer,
             codes,
+            relying_party,
             settings: Arc::new(settings),
         })))
     }

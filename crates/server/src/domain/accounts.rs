@@ -148,10 +148,28 @@ pub async fn sign_in(
         }
     };
     state.storage.signin_succeeded(&key).await?;
+    admit(state, &user).await?;
+    if verdict == Verdict::MatchNeedsRehash {
+        rehash(state, &user, password).await;
+    }
+    // A second factor to prove: no session yet, a challenge for /api/auth/mfa/verify.
+    if user.has_second_factor() {
+        let challenge = super::mfa::challenge(state, &user, via).await?;
+        return Err(Error::SecondFactorRequired {
+            challenge,
+            methods: super::mfa::methods(&user),
+        });
+    }
+    open_session(state, user, Amr::PASSWORD, client).await
+}
+
+/// Whether a user who proved who they are may have a session: not if disabled, nor (under
+/// `--email-verification required`) with an address not verified. Told only to whoever
+/// proved it, so it says nothing about the address to anyone else.
+pub(crate) async fn admit(state: &AppState, user: &UserRecord) -> Result<()> {
     if user.disabled {
         return Err(Error::AccountDisabled);
     }
-    // Told only to whoever gave the right password, so it says nothing about the address.
     if state.settings.email_verification == EmailVerification::Required
         && user.email_verified_at.is_none()
     {
@@ -160,23 +178,23 @@ pub async fn sign_in(
         super::email::verify::after_signup(state, user.id).await;
         return Err(Error::EmailNotVerified);
     }
-    if verdict == Verdict::MatchNeedsRehash {
-        rehash(state, &user, password).await;
-    }
-    // A second factor to prove: no session yet, a challenge for /api/auth/mfa/verify.
-    if user.has_second_factor {
-        let challenge = super::mfa::challenge(state, &user, via).await?;
-        return Err(Error::SecondFactorRequired {
-            challenge,
-            methods: super::mfa::methods(&user),
-        });
-    }
-    let (access, grant) = sessions::open(state, &user, client, Amr::PASSWORD).await?;
+    Ok(())
+}
+
+/// Opens the session of a sign-in, proven by `amr`; records and audits it.
+pub(crate) async fn open_session(
+    state: &AppState,
+    user: UserRecord,
+    amr: Amr,
+    client: &Client,
+) -> Result<SignedIn> {
+    let (access, grant) = sessions::open(state, &user, client, amr).await?;
     state.storage.note_signin(user.id, unix_now()).await?;
     state
         .audit(AuditEvent {
             ip: client.ip.clone(),
             session_id: Some(grant.session_id.clone()),
+            detail: (amr != Amr::PASSWORD).then(|| amr.joined()),
             ..AuditEvent::new(AuditKind::SigninOk, Some(user.id))
         })
         .await;

@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use api::Role;
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::{
-    accounts::{SignInRoute, SignedIn, guard_attempt},
+    accounts::{SignInRoute, SignedIn, guard_attempt, open_session},
     admin::Actor,
-    sessions::{self, Client, end_sessions, issue_access},
+    sessions::{Client, end_sessions, issue_access},
 };
 use crate::{
     audit::{AuditEvent, AuditKind},
@@ -18,7 +19,7 @@ use crate::{
     codes,
     error::{Error, Result},
     state::AppState,
-    storage::{SessionFilter, ThrottleKey, UserRecord},
+    storage::{PasskeyRecord, SessionFilter, ThrottleKey, UserRecord},
     tokens::{self, Amr, IssuedToken, Principal},
     totp::{Authenticator, SECRET_BYTES},
 };
@@ -35,6 +36,11 @@ pub enum Factor<'a> {
     Otp(&'a str),
     /// One of the recovery codes.
     Recovery(&'a str),
+    /// A passkey's answer to the options of a ceremony.
+    Passkey {
+        ceremony: &'a str,
+        answer: &'a PublicKeyCredential,
+    },
 }
 
 /// After the password, for a user with a second factor: the challenge token that
@@ -58,8 +64,15 @@ pub async fn challenge(state: &AppState, user: &UserRecord, via: SignInRoute) ->
 }
 
 /// The methods a challenge can be met with.
-pub fn methods(_user: &UserRecord) -> Vec<&'static str> {
-    vec!["otp", "recovery"]
+pub fn methods(user: &UserRecord) -> Vec<&'static str> {
+    [
+        (user.has_totp, "otp"),
+        (user.has_passkey, "passkey"),
+        (true, "recovery"),
+    ]
+    .into_iter()
+    .filter_map(|(has, name)| has.then_some(name))
+    .collect()
 }
 
 /// `POST /api/auth/mfa/verify`: meets the challenge and opens the session. Says which route
@@ -90,30 +103,37 @@ pub async fn complete_sign_in(
     if !state.storage.take_mfa_challenge(&hash, now).await? {
         return Err(Error::ChallengeExpired);
     }
-    let amr = Amr::PASSWORD.with(proven);
-    let (access, grant) = sessions::open(state, &user, client, amr).await?;
-    state.storage.note_signin(user.id, now).await?;
-    state
-        .audit(AuditEvent {
-            ip: client.ip.clone(),
-            session_id: Some(grant.session_id.clone()),
-            detail: Some(amr.joined()),
-            ..AuditEvent::new(AuditKind::SigninOk, Some(user.id))
-        })
-        .await;
+    let signed_in = open_session(state, user, Amr::PASSWORD.with(proven), client).await?;
     let route = if challenge.via_login {
         SignInRoute::Login
     } else {
         SignInRoute::Signin
     };
-    Ok((
-        SignedIn {
-            user,
-            access,
-            grant,
-        },
-        route,
-    ))
+    Ok((signed_in, route))
+}
+
+/// Options for proving a passkey as the second step of the sign-in `challenge_token` began.
+/// Takes no attempt: the answer, at `/api/auth/mfa/verify`, does.
+pub async fn begin_passkey(
+    state: &AppState,
+    challenge_token: &str,
+) -> Result<(String, RequestChallengeResponse)> {
+    let challenge = state
+        .storage
+        .live_challenge(&codes::link_hash(challenge_token.trim()), unix_now())
+        .await?
+        .ok_or(Error::ChallengeExpired)?;
+    let user = user(state, challenge.user_id).await?;
+    super::passkeys::begin_authentication(state, &user).await
+}
+
+/// Options for proving a passkey as a step-up in the caller's session.
+pub async fn begin_passkey_step_up(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(String, RequestChallengeResponse)> {
+    let user = user(state, principal.user_id).await?;
+    super::passkeys::begin_authentication(state, &user).await
 }
 
 /// Checks a factor of `user`, under the same back-off as passwords (per user, before any
@@ -144,6 +164,11 @@ async fn prove(
             }
             _ => None,
         },
+        Factor::Passkey { ceremony, answer } => {
+            super::passkeys::authenticate(state, user, ceremony, answer)
+                .await?
+                .then_some(Amr::HARDWARE_KEY)
+        }
         Factor::Recovery(code) => match state.codes.recovery_hash(user.id, code) {
             Some(hash) => state
                 .storage
@@ -212,7 +237,7 @@ pub async fn step_up(
 ) -> Result<IssuedToken> {
     let user = user(state, principal.user_id).await?;
     let proven = prove(state, &user, factor, client).await?;
-    let amr = principal.amr.with(Amr::PASSWORD).with(proven);
+    let amr = principal.amr.with(proven);
     state
         .storage
         .note_factor_proven(&principal.session_id, &amr.joined(), unix_now())
@@ -260,7 +285,7 @@ pub async fn begin_totp(
     client: &Client,
 ) -> Result<Enrolment> {
     let user = user(state, principal.user_id).await?;
-    if user.has_second_factor {
+    if user.has_totp {
         return Err(Error::FactorExists);
     }
     if !principal.must_enrol {
@@ -352,10 +377,10 @@ pub async fn confirm_totp(
 /// requires a factor.
 pub async fn remove_totp(state: &AppState, principal: &Principal, client: &Client) -> Result<()> {
     let user = user(state, principal.user_id).await?;
-    if required_for(state, &user.roles) {
+    if !user.has_passkey && required_for(state, &user.roles) {
         return Err(Error::FactorRequired);
     }
-    if !state.storage.remove_factors(user.id).await? {
+    if !state.storage.remove_totp(user.id).await? {
         return Err(Error::NotFound("No authenticator app is set up."));
     }
     state
@@ -375,7 +400,7 @@ pub async fn regenerate_recovery_codes(
     client: &Client,
 ) -> Result<Vec<String>> {
     let user = user(state, principal.user_id).await?;
-    if !user.has_second_factor {
+    if !user.has_second_factor() {
         return Err(Error::NoFactor);
     }
     let (codes, hashes) = state.codes.recovery_codes(user.id)?;
@@ -393,9 +418,10 @@ pub async fn regenerate_recovery_codes(
 }
 
 /// What a user has set up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Status {
     pub totp: bool,
+    pub passkeys: Vec<PasskeyRecord>,
     pub recovery_codes_left: i64,
     /// The user's role requires a factor.
     pub required: bool,
@@ -404,7 +430,8 @@ pub struct Status {
 pub async fn status(state: &AppState, user_id: i64) -> Result<Status> {
     let user = user(state, user_id).await?;
     Ok(Status {
-        totp: user.has_second_factor,
+        totp: user.has_totp,
+        passkeys: super::passkeys::list(state, user_id).await?,
         recovery_codes_left: state.storage.recovery_codes_left(user_id).await?,
         required: required_for(state, &user.roles),
     })

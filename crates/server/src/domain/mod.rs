@@ -6,4 +6,5 @@ pub mod clients;
 pub mod email;
 pub mod keys;
 pub mod mfa;
+pub mod passkeys;
 pub mod sessions;

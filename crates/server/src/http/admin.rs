@@ -69,6 +69,8 @@ fn admin_user(user: UserRecord) -> AdminUser {
     AdminUser {
         // Before the fields that move out of `user`.
         roles: user.authorities(),
+        mfa: user.has_second_factor(),
+        factors: user.factor_names().into_iter().map(str::to_owned).collect(),
         id: user.id,
         username: user.username,
         email: user.email,
@@ -76,7 +78,6 @@ fn admin_user(user: UserRecord) -> AdminUser {
         created_at: user.created_at.format(&Rfc3339).unwrap_or_default(),
         email_verified: user.email_verified_at.is_some(),
         last_signin_at: user.last_signin_at.map(crate::clock::rfc3339),
-        mfa: user.has_second_factor,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Second factors: the sign-in's second step, step-up, the user's own factors, an admin's reset.
 
 use api::wire::{
-    MessageBody, MfaStatus, MfaVerifyRequest, RecoveryCodes, RefreshResponse, StepUpRequest,
+    MessageBody, MfaPasskeyRequest, MfaStatus, MfaVerifyRequest, PasskeyAssertion,
+    PasskeyRequestOptions, RecoveryCodes, RefreshResponse, StepUpRequest,
     TotpBeginRequest, TotpConfirmRequest, TotpConfirmed, TotpEnrolment,
 };
 use axum::{
@@ -29,19 +30,28 @@ use crate::{
 const NO_STORE: [(header::HeaderName, HeaderValue); 1] =
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
 
-/// The one factor a request names: a code or a recovery code.
-fn factor<'a>(code: Option<&'a str>, recovery: Option<&'a str>) -> Result<Factor<'a>> {
-    match (code, recovery) {
-        (Some(code), None) => Ok(Factor::Otp(code)),
-        (None, Some(recovery)) => Ok(Factor::Recovery(recovery)),
+/// The one factor a request names: a code, a recovery code, or a passkey's answer.
+fn factor<'a>(
+    code: Option<&'a str>,
+    recovery: Option<&'a str>,
+    passkey: Option<&'a PasskeyAssertion>,
+) -> Result<Factor<'a>> {
+    match (code, recovery, passkey) {
+        (Some(code), None, None) => Ok(Factor::Otp(code)),
+        (None, Some(recovery), None) => Ok(Factor::Recovery(recovery)),
+        (None, None, Some(passkey)) => Ok(Factor::Passkey {
+            ceremony: &passkey.ceremony,
+            answer: &passkey.credential,
+        }),
         _ => Err(Error::BadBody {
             status: axum::http::StatusCode::BAD_REQUEST,
-            message: "Give either `code` (from the authenticator app) or `recoveryCode`.".into(),
+            message: "Give one of `code` (from the authenticator app), `recoveryCode`, or `passkey`."
+                .into(),
         }),
     }
 }
 
-/// `POST /api/auth/mfa/verify {mfaToken, code | recoveryCode}`: the sign-in's second step;
+/// `POST /api/auth/mfa/verify {mfaToken, code | recoveryCode | passkey}`: the sign-in's second step;
 /// answers as the route the sign-in started at (`/api/auth/signin` or `/api/auth/login`).
 pub async fn verify(
     State(state): State<AppState>,
@@ -49,7 +59,11 @@ pub async fn verify(
     Json(body): Json<MfaVerifyRequest>,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Signin, client.ip)?;
-    let factor = factor(body.code.as_deref(), body.recovery_code.as_deref())?;
+    let factor = factor(
+        body.code.as_deref(),
+        body.recovery_code.as_deref(),
+        body.passkey.as_ref(),
+    )?;
     let (signed_in, route) =
         mfa::complete_sign_in(&state, &body.mfa_token, factor, &client.client()).await?;
     let cookies = session_cookies(&state, &signed_in.access, &signed_in.grant);
@@ -62,7 +76,35 @@ pub async fn verify(
     Ok((NO_STORE, cookies, JsonResponse(body)))
 }
 
-/// `POST /api/auth/mfa/step-up {code | recoveryCode}`: proves a factor again; a new access
+/// `POST /api/auth/mfa/passkey {mfaToken}`: options for proving a passkey as the sign-in's
+/// second step; the answer goes to `/api/auth/mfa/verify` as `passkey`.
+pub async fn begin_passkey(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(body): Json<MfaPasskeyRequest>,
+) -> Result<impl IntoResponse> {
+    state.limits.check(Limit::Signin, client.ip)?;
+    let (ceremony, options) = mfa::begin_passkey(&state, &body.mfa_token).await?;
+    Ok((
+        NO_STORE,
+        JsonResponse(PasskeyRequestOptions { ceremony, options }),
+    ))
+}
+
+/// `POST /api/auth/mfa/step-up/passkey`: options for proving a passkey as a step-up; the
+/// answer goes to `/api/auth/mfa/step-up` as `passkey`.
+pub async fn begin_step_up_passkey(
+    State(state): State<AppState>,
+    EnrollingUser(principal): EnrollingUser,
+) -> Result<impl IntoResponse> {
+    let (ceremony, options) = mfa::begin_passkey_step_up(&state, &principal).await?;
+    Ok((
+        NO_STORE,
+        JsonResponse(PasskeyRequestOptions { ceremony, options }),
+    ))
+}
+
+/// `POST /api/auth/mfa/step-up {code | recoveryCode | passkey}`: proves a factor again; a new access
 /// token says so.
 pub async fn step_up(
     State(state): State<AppState>,
@@ -71,7 +113,11 @@ pub async fn step_up(
     Json(body): Json<StepUpRequest>,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Signin, client.ip)?;
-    let factor = factor(body.code.as_deref(), body.recovery_code.as_deref())?;
+    let factor = factor(
+        body.code.as_deref(),
+        body.recovery_code.as_deref(),
+        body.passkey.as_ref(),
+    )?;
     let access = mfa::step_up(&state, &principal, factor, &client.client()).await?;
     Ok((
         NO_STORE,
@@ -91,6 +137,7 @@ pub async fn status(
     let status = mfa::status(&state, principal.user_id).await?;
     Ok(JsonResponse(MfaStatus {
         totp: status.totp,
+        passkeys: status.passkeys.into_iter().map(super::passkeys::info).collect(),
         recovery_codes_left: status.recovery_codes_left,
         required: status.required,
     }))

@@ -11,6 +11,7 @@ pub mod gate;
 pub mod introspect;
 pub mod meta;
 pub mod mfa;
+pub mod passkeys;
 pub mod sessions;
 pub mod ui;
 pub mod user;

@@ -4,6 +4,23 @@
 use super::{Storage, on_pool};
 use crate::error::Result;
 
+/// Inside a transaction `$tx`: deletes the user's recovery codes once no factor is left for
+/// them to stand in for.
+macro_rules! drop_orphan_recovery_codes {
+    ($tx:expr, $user_id:expr) => {
+        sqlx::query(
+            "DELETE FROM recovery_codes WHERE user_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $1 \
+                             AND confirmed_at IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)",
+        )
+        .bind($user_id)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+pub(crate) use drop_orphan_recovery_codes;
+
 /// A user's authenticator app.
 #[derive(Clone)]
 pub struct TotpRecord {
@@ -157,9 +174,40 @@ impl Storage {
         Ok(left)
     }
 
-    /// Removes every second factor of the user (and their recovery codes). Returns whether
-    /// there was a confirmed one.
+    /// Removes every second factor of the user (authenticator app, passkeys) and their
+    /// recovery codes. Returns whether there was a confirmed one.
     pub async fn remove_factors(&self, user_id: i64) -> Result<bool> {
+        let removed = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let totp = sqlx::query(
+                "DELETE FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+            )
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let passkeys = sqlx::query("DELETE FROM passkeys WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM totp_factors WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            totp + passkeys
+        });
+        Ok(removed > 0)
+    }
+
+    /// Removes the user's authenticator app (confirmed or not), and the recovery codes if no
+    /// other factor is left. Returns whether there was a confirmed one.
+    pub async fn remove_totp(&self, user_id: i64) -> Result<bool> {
         let removed = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let removed = sqlx::query(
@@ -173,10 +221,7 @@ impl Storage {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            drop_orphan_recovery_codes!(tx, user_id);
             tx.commit().await?;
             removed
         });
@@ -242,6 +287,30 @@ impl Storage {
         ))
     }
 
+    /// The live challenge with attempts left, without counting one.
+    pub async fn live_challenge(&self, token_hash: &[u8], now: i64) -> Result<Option<Challenge>> {
+        let row: Option<(i64, i64, i64, i64, bool)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, credential_version, attempts, expires_at, via_login \
+                 FROM mfa_challenges WHERE token_hash = $1 AND attempts < $2 AND expires_at > $3",
+            )
+            .bind(token_hash)
+            .bind(crate::domain::mfa::MAX_CHALLENGE_ATTEMPTS)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(
+            |(user_id, credential_version, attempts, expires_at, via_login)| Challenge {
+                user_id,
+                credential_version,
+                attempts,
+                expires_at,
+                via_login,
+            },
+        ))
+    }
+
     /// Uses a challenge up; `false` if it was used, ended or expired meanwhile.
     pub async fn take_mfa_challenge(&self, token_hash: &[u8], now: i64) -> Result<bool> {
         let taken = on_pool!(self, |pool| {
@@ -274,7 +343,9 @@ impl Storage {
         let row: Option<(bool,)> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT EXISTS (SELECT 1 FROM totp_factors t WHERE t.user_id = users.id \
-                   AND t.confirmed_at IS NOT NULL) FROM users WHERE id = $1",
+                   AND t.confirmed_at IS NOT NULL) \
+                 OR EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = users.id) \
+                 FROM users WHERE id = $1",
             )
             .bind(user_id)
             .fetch_optional(pool)

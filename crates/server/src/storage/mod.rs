@@ -7,6 +7,7 @@ mod email_tokens;
 mod factors;
 mod health;
 mod keys;
+mod passkeys;
 mod revocations;
 mod secrets;
 mod sessions;
@@ -33,6 +34,7 @@ pub use email_tokens::{
 pub use factors::{Challenge, TotpRecord};
 pub use health::Health;
 pub use keys::StoredKey;
+pub use passkeys::{Ceremony, NewPasskey, PasskeyRecord};
 pub use revocations::{REVOCATION_CHANNEL, Revocation, RevocationNotice};
 pub use sessions::{NewSession, SessionFilter, SessionOpened, SessionRecord, TokenLookup};
 pub use throttle::{FREE_SIGNIN_FAILURES, MAX_BACKOFF_SECS, SigninAttempt, ThrottleKey};

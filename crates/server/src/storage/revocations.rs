@@ -160,6 +160,10 @@ impl Storage {
                 .bind(now)
                 .execute(pool)
                 .await?;
+            sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
             // Used and expired mail tokens, once their hour of send counting is over.
             sqlx::query(
                 "DELETE FROM email_tokens WHERE expires_at <= $1 AND window_started_at <= $2",

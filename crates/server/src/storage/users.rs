@@ -26,11 +26,26 @@ pub struct UserRecord {
     /// When the current address was proven (unix time), if it was.
     pub email_verified_at: Option<i64>,
     pub last_signin_at: Option<i64>,
-    /// Whether the user has a confirmed second factor.
-    pub has_second_factor: bool,
+    /// Whether the user has a confirmed authenticator app.
+    pub has_totp: bool,
+    /// Whether the user has a passkey.
+    pub has_passkey: bool,
 }
 
 impl UserRecord {
+    /// Whether the user has a second factor to prove at sign-in.
+    pub fn has_second_factor(&self) -> bool {
+        self.has_totp || self.has_passkey
+    }
+
+    /// The kinds of second factor the user has: `totp`, `passkey`.
+    pub fn factor_names(&self) -> Vec<&'static str> {
+        [(self.has_totp, "totp"), (self.has_passkey, "passkey")]
+            .into_iter()
+            .filter_map(|(has, name)| has.then_some(name))
+            .collect()
+    }
+
     /// The roles as the tutorial's clients read them: `ROLE_USER`, …
     pub fn authorities(&self) -> Vec<String> {
         self.roles
@@ -78,12 +93,14 @@ type UserRow = (
     Option<i64>,
     Option<i64>,
     bool,
+    bool,
 );
 
 const SELECT_USER: &str = "SELECT id, username, email, password_hash, created_at, disabled, \
      token_version, credential_version, email_verified_at, last_signin_at, \
      EXISTS (SELECT 1 FROM totp_factors t WHERE t.user_id = users.id \
-             AND t.confirmed_at IS NOT NULL) AS has_second_factor FROM users";
+             AND t.confirmed_at IS NOT NULL) AS has_totp, \
+     EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = users.id) AS has_passkey FROM users";
 
 /// A page of users.
 #[derive(Debug, Clone)]
@@ -315,7 +332,8 @@ impl Storage {
             credential_version,
             email_verified_at,
             last_signin_at,
-            has_second_factor,
+            has_totp,
+            has_passkey,
         )) = row
         else {
             return Ok(None);
@@ -332,7 +350,8 @@ impl Storage {
             credential_version,
             email_verified_at,
             last_signin_at,
-            has_second_factor,
+            has_totp,
+            has_passkey,
         }))
     }
 

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod authenticator;
 mod authz;
 mod binary;
 mod connections;
@@ -20,6 +21,7 @@ mod mfa;
 mod nodes;
 mod ops;
 mod outage;
+mod passkeys;
 mod proxies;
 mod sessions;
 mod signin;
