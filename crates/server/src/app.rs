@@ -24,7 +24,10 @@ use envelope::EnvelopeLayer;
 pub use envelope::{CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES};
 
 use crate::{
-    http::{admin, auth, authz, content, email, gate, introspect, meta, mfa, passkeys, sessions, ui, user},
+    http::{
+        admin, auth, authz, content, email, gate, introspect, meta, mfa, passkeys, sessions, ui,
+        user,
+    },
     state::AppState,
 };
 
@@ -124,7 +127,10 @@ pub fn app(
         .route(paths::ADMIN_USER_MFA, delete(mfa::admin_reset))
         .route(paths::MFA_PASSKEY, post(mfa::begin_passkey))
         .route(paths::MFA_STEP_UP_PASSKEY, post(mfa::begin_step_up_passkey))
-        .route(paths::PASSKEYS, get(passkeys::list).post(passkeys::register))
+        .route(
+            paths::PASSKEYS,
+            get(passkeys::list).post(passkeys::register),
+        )
         .route(paths::PASSKEYS_BEGIN, post(passkeys::begin_registration))
         .route(
             paths::PASSKEY,

@@ -137,7 +137,9 @@ pub enum Error {
     )]
     EmailChangeLocked,
     /// The password is right; a second factor is needed (`challenge` for /api/auth/mfa/verify).
-    #[error("Prove your second factor: a code from your authenticator app, a passkey, or a recovery code.")]
+    #[error(
+        "Prove your second factor: a code from your authenticator app, a passkey, or a recovery code."
+    )]
     SecondFactorRequired {
         challenge: String,
         methods: Vec<&'static str>,

@@ -814,3 +814,90 @@ async fn two_step_sign_in_is_set_up_and_used_in_the_browser() {
     root.close().await.unwrap();
     other.close().await.unwrap();
 }
+
+/// Chromium's virtual authenticator, added through chromedriver's W3C WebAuthn endpoint: a
+/// platform authenticator that keeps discoverable credentials and verifies its user.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (axum::http::Method::POST, Some(options.to_string()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_is_added_and_signs_in_alone_or_as_the_second_step_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let server = start_server().await;
+    // A relying party is a domain name: the UI is opened at localhost (the loopback public
+    // URL the server was given becomes `http://localhost:<port>` for passkeys).
+    let base = server.base.replace("127.0.0.1", "localhost");
+    let driver = start_driver().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let root = browser(&driver, &profiles.path().join("root")).await;
+    root.issue_cmd(AddVirtualAuthenticator).await.unwrap();
+
+    // Add a passkey from the profile: named, with the current password.
+    login(&root, &base, "root", PASSWORD).await;
+    expect_path(&root, "/profile").await;
+    type_into(&root, "#passkey-name", "This laptop").await;
+    type_into(&root, "#passkey-password", PASSWORD).await;
+    click(&root, "#passkey-add-submit").await;
+    expect_text(&root, "#two-step-status", "Passkey “This laptop” added").await;
+    // The first factor brings recovery codes.
+    let codes = root
+        .find_all(Locator::Css("#recovery-codes li"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    click(&root, "#codes-saved").await;
+    expect_text(&root, "#passkeys .passkey-name", "This laptop").await;
+    screenshots(&root, "passkeys").await;
+
+    // Renamed in place.
+    click(&root, "#passkeys .passkey-rename").await;
+    type_into(&root, "#passkeys .passkey-name-input", "Work laptop").await;
+    click(&root, "#passkeys form.inline button[type=submit]").await;
+    expect_text(&root, "#passkeys .passkey-name", "Work laptop").await;
+
+    // Sign out; the passkey alone signs in, no username typed.
+    click(&root, "#logout").await;
+    expect_path(&root, "/login").await;
+    screenshots(&root, "login-passkey").await;
+    click(&root, "#passkey-signin").await;
+    expect_path(&root, "/profile").await;
+    expect_text(&root, "body", "root@example.com").await;
+
+    // A password sign-in now asks for the passkey as its second step.
+    click(&root, "#logout").await;
+    expect_path(&root, "/login").await;
+    login(&root, &base, "root", PASSWORD).await;
+    find(&root, "#second-step").await;
+    screenshots(&root, "login-second-step-passkey").await;
+    click(&root, "#factor-passkey").await;
+    expect_path(&root, "/profile").await;
+    expect_text(&root, "#passkeys", "last used").await;
+    root.close().await.unwrap();
+}

@@ -5,7 +5,9 @@
 
 use api::wire::{
     AdminUser, AuditPage, ChangeEmailRequest, ChangePasswordRequest, ConfirmRequest,
-    CreateUserRequest, ForgotPasswordRequest, MessageBody, MfaStatus, MfaVerifyRequest, Profile,
+    CreateUserRequest, ForgotPasswordRequest, MessageBody, MfaPasskeyRequest, MfaStatus,
+    MfaVerifyRequest, PasskeyAssertion, PasskeyBeginRequest, PasskeyCreationOptions,
+    PasskeyRegisterRequest, PasskeyRegistered, PasskeyRename, PasskeyRequestOptions, Profile,
     RecoveryCodes, RefreshResponse, ReportRequest, ResetPasswordRequest, SessionInfo,
     SetPasswordRequest, SetRolesRequest, SigninRequest, SigninResponse, SignupRequest,
     StepUpRequest, TotpBeginRequest, TotpConfirmRequest, TotpConfirmed, TotpEnrolment, UserList,
@@ -16,7 +18,7 @@ use gloo_net::http::{Method, RequestBuilder, Response};
 use leptos::prelude::*;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::session::Session;
+use crate::{session::Session, webauthn};
 
 /// A failed call: the HTTP status (0 if the server was unreachable), a message to show, and
 /// the server's machine-readable reason, if it gave one.
@@ -41,8 +43,12 @@ impl ApiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignIn {
     Done,
-    /// A second factor is needed: the challenge token for [`Api::verify_second_factor`].
-    SecondFactor(String),
+    /// A second factor is needed: the challenge token for [`Api::verify_second_factor`], and
+    /// the methods the account has (`otp`, `passkey`, `recovery`).
+    SecondFactor {
+        token: String,
+        methods: Vec<String>,
+    },
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -160,7 +166,18 @@ impl Api {
             if body["reason"] == reasons::MFA_REQUIRED
                 && let Some(token) = body["mfaToken"].as_str()
             {
-                return Ok(SignIn::SecondFactor(token.to_owned()));
+                let methods = body["methods"]
+                    .as_array()
+                    .map(|list| {
+                        list.iter()
+                            .filter_map(|m| m.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return Ok(SignIn::SecondFactor {
+                    token: token.to_owned(),
+                    methods,
+                });
             }
             return Err(ApiError {
                 status: 401,
@@ -178,11 +195,12 @@ impl Api {
 
     /// The sign-in's second step: a code from the app, or a recovery code.
     pub async fn verify_second_factor(&self, mfa_token: &str, factor: Factor) -> ApiResult<()> {
-        let (code, recovery_code) = factor.split();
+        let (code, recovery_code, passkey) = factor.split();
         let body = json(&MfaVerifyRequest {
             mfa_token: mfa_token.to_owned(),
             code,
             recovery_code,
+            passkey,
         });
         let response = raw(Method::POST, paths::MFA_VERIFY, &body, None).await?;
         let signed_in: SigninResponse = read(response).await?;
@@ -198,16 +216,103 @@ impl Api {
 
     /// Proves a factor again (step-up); the new token replaces the old.
     pub async fn step_up(&self, factor: Factor) -> ApiResult<()> {
-        let (code, recovery_code) = factor.split();
+        let (code, recovery_code, passkey) = factor.split();
         let body = json(&StepUpRequest {
             code,
             recovery_code,
+            passkey,
         });
         let response = self.send(Method::POST, paths::MFA_STEP_UP, body).await?;
         let fresh: RefreshResponse = read(response).await?;
         self.session.token.set(Some(fresh.access_token));
         self.session.step_up_needed.set(false);
         Ok(())
+    }
+
+    /// A passkey's answer for the second step of the sign-in `mfa_token` began.
+    pub async fn passkey_for_sign_in(&self, mfa_token: &str) -> ApiResult<Factor> {
+        let body = json(&MfaPasskeyRequest {
+            mfa_token: mfa_token.to_owned(),
+        });
+        let response = raw(Method::POST, paths::MFA_PASSKEY, &body, None).await?;
+        let options: PasskeyRequestOptions = read(response).await?;
+        Ok(Factor::Passkey(Box::new(PasskeyAssertion {
+            credential: webauthn::get(options.options).await?,
+            ceremony: options.ceremony,
+        })))
+    }
+
+    /// A passkey's answer for a step-up in this session.
+    pub async fn passkey_for_step_up(&self) -> ApiResult<Factor> {
+        let response = self
+            .send(
+                Method::POST,
+                paths::MFA_STEP_UP_PASSKEY,
+                Body::Json(serde_json::json!({})),
+            )
+            .await?;
+        let options: PasskeyRequestOptions = read(response).await?;
+        Ok(Factor::Passkey(Box::new(PasskeyAssertion {
+            credential: webauthn::get(options.options).await?,
+            ceremony: options.ceremony,
+        })))
+    }
+
+    /// Signs in with a passkey alone: the browser offers the passkeys it has for this site.
+    pub async fn passkey_sign_in(&self) -> ApiResult<()> {
+        let response = raw(
+            Method::POST,
+            paths::PASSKEY_SIGNIN_BEGIN,
+            &Body::Json(serde_json::json!({})),
+            None,
+        )
+        .await?;
+        let options: PasskeyRequestOptions = read(response).await?;
+        let body = json(&PasskeyAssertion {
+            credential: webauthn::get(options.options).await?,
+            ceremony: options.ceremony,
+        });
+        let response = raw(Method::POST, paths::PASSKEY_SIGNIN, &body, None).await?;
+        let signed_in: SigninResponse = read(response).await?;
+        self.signed_in(signed_in.access_token).await
+    }
+
+    /// Registers a passkey made by this browser; the session's token is replaced. Returns
+    /// the recovery codes if it is the account's first factor.
+    pub async fn add_passkey(
+        &self,
+        name: &str,
+        current_password: Option<String>,
+    ) -> ApiResult<Option<Vec<String>>> {
+        let body = json(&PasskeyBeginRequest { current_password });
+        let response = self.send(Method::POST, paths::PASSKEYS_BEGIN, body).await?;
+        let options: PasskeyCreationOptions = read(response).await?;
+        let body = json(&PasskeyRegisterRequest {
+            credential: webauthn::create(options.options).await?,
+            ceremony: options.ceremony,
+            name: name.to_owned(),
+        });
+        let response = self.send(Method::POST, paths::PASSKEYS, body).await?;
+        let registered: PasskeyRegistered = read(response).await?;
+        self.session.token.set(Some(registered.access_token));
+        Ok(registered.recovery_codes)
+    }
+
+    pub async fn rename_passkey(&self, id: i64, name: &str) -> ApiResult<String> {
+        let body = json(&PasskeyRename {
+            name: name.to_owned(),
+        });
+        self.message(Method::PATCH, &format!("{}/{id}", paths::PASSKEYS), body)
+            .await
+    }
+
+    pub async fn remove_passkey(&self, id: i64) -> ApiResult<String> {
+        self.message(
+            Method::DELETE,
+            &format!("{}/{id}", paths::PASSKEYS),
+            Body::None,
+        )
+        .await
     }
 
     pub async fn mfa_status(&self) -> ApiResult<MfaStatus> {
@@ -434,18 +539,20 @@ impl Api {
     }
 }
 
-/// A second factor as typed.
+/// A second factor: typed, or a passkey's answer.
 #[derive(Debug, Clone)]
 pub enum Factor {
     Code(String),
     Recovery(String),
+    Passkey(Box<PasskeyAssertion>),
 }
 
 impl Factor {
-    fn split(self) -> (Option<String>, Option<String>) {
+    fn split(self) -> (Option<String>, Option<String>, Option<PasskeyAssertion>) {
         match self {
-            Factor::Code(code) => (Some(code), None),
-            Factor::Recovery(code) => (None, Some(code)),
+            Factor::Code(code) => (Some(code), None, None),
+            Factor::Recovery(code) => (None, Some(code), None),
+            Factor::Passkey(answer) => (None, None, Some(*answer)),
         }
     }
 }

@@ -6,6 +6,7 @@ mod app;
 mod components;
 mod pages;
 mod session;
+mod webauthn;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 

@@ -89,7 +89,11 @@ async fn take_ceremony<T: DeserializeOwned>(
 ) -> Result<T> {
     let ceremony = state
         .storage
-        .take_ceremony(&codes::link_hash(token.trim()), purpose.as_str(), unix_now())
+        .take_ceremony(
+            &codes::link_hash(token.trim()),
+            purpose.as_str(),
+            unix_now(),
+        )
         .await?
         .filter(|c| c.user_id == user_id)
         .ok_or(Error::CeremonyExpired)?;
@@ -108,7 +112,9 @@ fn to_json(passkey: &Passkey) -> Result<String> {
 /// A passkey's name: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no control characters.
 pub fn parse_name(raw: &str) -> Result<String> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control)
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
     {
         return Err(Error::BadBody {
             status: axum::http::StatusCode::BAD_REQUEST,

@@ -2,8 +2,8 @@
 
 use api::wire::{
     MessageBody, MfaPasskeyRequest, MfaStatus, MfaVerifyRequest, PasskeyAssertion,
-    PasskeyRequestOptions, RecoveryCodes, RefreshResponse, StepUpRequest,
-    TotpBeginRequest, TotpConfirmRequest, TotpConfirmed, TotpEnrolment,
+    PasskeyRequestOptions, RecoveryCodes, RefreshResponse, StepUpRequest, TotpBeginRequest,
+    TotpConfirmRequest, TotpConfirmed, TotpEnrolment,
 };
 use axum::{
     Json as JsonResponse,
@@ -45,8 +45,9 @@ fn factor<'a>(
         }),
         _ => Err(Error::BadBody {
             status: axum::http::StatusCode::BAD_REQUEST,
-            message: "Give one of `code` (from the authenticator app), `recoveryCode`, or `passkey`."
-                .into(),
+            message:
+                "Give one of `code` (from the authenticator app), `recoveryCode`, or `passkey`."
+                    .into(),
         }),
     }
 }
@@ -137,7 +138,11 @@ pub async fn status(
     let status = mfa::status(&state, principal.user_id).await?;
     Ok(JsonResponse(MfaStatus {
         totp: status.totp,
-        passkeys: status.passkeys.into_iter().map(super::passkeys::info).collect(),
+        passkeys: status
+            .passkeys
+            .into_iter()
+            .map(super::passkeys::info)
+            .collect(),
         recovery_codes_left: status.recovery_codes_left,
         required: status.required,
     }))

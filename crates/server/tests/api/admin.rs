@@ -566,6 +566,7 @@ async fn an_admin_sees_a_users_fields() {
             "emailVerified": false,
             "lastSigninAt": null,
             "mfa": false,
+            "factors": [],
         })
     );
     let created = OffsetDateTime::parse(&created_at, &Rfc3339).unwrap();

@@ -114,8 +114,8 @@ impl SoftAuthenticator {
     pub fn register(&mut self, options: &Value) -> Value {
         let public_key = &options["publicKey"];
         assert_eq!(public_key["rp"]["id"], self.rp_id.as_str());
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &self.rng)
-            .unwrap();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &self.rng).unwrap();
         let key =
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &self.rng)
                 .unwrap();

@@ -89,7 +89,7 @@ async fn an_authenticator_app_guards_the_sign_in_and_each_code_works_once() {
     let status = app.get("/api/user/mfa", Some(&token)).await.json();
     assert_eq!(
         status,
-        json!({"totp": false, "recoveryCodesLeft": 0, "required": false})
+        json!({"totp": false, "passkeys": [], "recoveryCodesLeft": 0, "required": false})
     );
 
     // Enrolment: a wrong first code is refused; the right one confirms and yields codes.

@@ -126,9 +126,14 @@ async fn passkeys_are_registered_named_listed_and_removed() {
     // Renaming: checked, and only one's own.
     let id = second["passkey"]["id"].as_i64().unwrap();
     let path = format!("/api/user/passkeys/{id}");
-    app.request(Method::PATCH, &path, json!({"name": "Yubikey"}), Some(&token))
-        .await
-        .assert(StatusCode::OK);
+    app.request(
+        Method::PATCH,
+        &path,
+        json!({"name": "Yubikey"}),
+        Some(&token),
+    )
+    .await
+    .assert(StatusCode::OK);
     app.request(Method::PATCH, &path, json!({"name": "  "}), Some(&token))
         .await
         .assert(StatusCode::BAD_REQUEST);
@@ -151,7 +156,9 @@ async fn passkeys_are_registered_named_listed_and_removed() {
     assert_eq!(names(&listed), ["Laptop", "Yubikey"]);
 
     // The admin list says which factors the user has.
-    let admin = app.user_with_roles("root", &[Role::Admin, Role::User]).await;
+    let admin = app
+        .user_with_roles("root", &[Role::Admin, Role::User])
+        .await;
     let users = app.get("/api/admin/users?q=ada", Some(&admin)).await.json();
     assert_eq!(users["users"][0]["mfa"], true);
     assert_eq!(users["users"][0]["factors"], json!(["passkey"]));
@@ -187,7 +194,9 @@ async fn a_ceremony_is_single_use_bound_to_its_user_and_checked() {
     let begun = begin(&app, &token).await;
     let credential = device.register(&begun["options"]);
     let body = json!({"ceremony": begun["ceremony"], "name": "Phone", "credential": credential});
-    let stolen = app.post("/api/user/passkeys", body.clone(), Some(&other)).await;
+    let stolen = app
+        .post("/api/user/passkeys", body.clone(), Some(&other))
+        .await;
     stolen.assert(StatusCode::BAD_REQUEST);
     assert!(stolen.text().contains("expired"), "{}", stolen.text());
     // Taken up by that attempt: the ceremony is gone for bob too.
@@ -260,7 +269,12 @@ async fn a_passkey_is_the_second_step_of_a_password_sign_in() {
     // A wrong signature fails as a wrong code does, and counts as an attempt.
     let mut forged = device.assert(&options["options"]);
     forged["response"]["signature"] = json!("MEUCIQDeadBeef00");
-    let wrong = verify(&app, &mfa_token, json!({"ceremony": options["ceremony"], "credential": forged})).await;
+    let wrong = verify(
+        &app,
+        &mfa_token,
+        json!({"ceremony": options["ceremony"], "credential": forged}),
+    )
+    .await;
     wrong.assert(StatusCode::UNAUTHORIZED);
     assert!(wrong.header("www-authenticate").is_none());
     // The ceremony was used up by that answer.
@@ -306,8 +320,13 @@ async fn a_passkey_is_the_second_step_of_a_password_sign_in() {
     assert!(listed[0]["lastUsedAt"].as_i64().is_some(), "{listed}");
 
     // An admin's reset removes passkeys too: the password alone signs in again.
-    let admin = app.user_with_roles("root", &[Role::Admin, Role::User]).await;
-    let carol = app.get("/api/admin/users?q=carol", Some(&admin)).await.json()["users"][0]["id"]
+    let admin = app
+        .user_with_roles("root", &[Role::Admin, Role::User])
+        .await;
+    let carol = app
+        .get("/api/admin/users?q=carol", Some(&admin))
+        .await
+        .json()["users"][0]["id"]
         .as_i64()
         .unwrap();
     app.delete(&format!("/api/admin/users/{carol}/mfa"), Some(&admin))
@@ -390,13 +409,22 @@ async fn a_passkey_alone_signs_in_without_a_username() {
     .assert(StatusCode::UNAUTHORIZED);
 
     // A disabled user's passkey opens nothing.
-    let admin = app.user_with_roles("root", &[Role::Admin, Role::User]).await;
-    let dora = app.get("/api/admin/users?q=dora", Some(&admin)).await.json()["users"][0]["id"]
+    let admin = app
+        .user_with_roles("root", &[Role::Admin, Role::User])
+        .await;
+    let dora = app
+        .get("/api/admin/users?q=dora", Some(&admin))
+        .await
+        .json()["users"][0]["id"]
         .as_i64()
         .unwrap();
-    app.post(&format!("/api/admin/users/{dora}/disable"), json!({}), Some(&admin))
-        .await
-        .assert(StatusCode::OK);
+    app.post(
+        &format!("/api/admin/users/{dora}/disable"),
+        json!({}),
+        Some(&admin),
+    )
+    .await
+    .assert(StatusCode::OK);
     let options = passkey_options(&app, "/api/auth/passkey/begin", json!({}), None).await;
     let answer = device.assert(&options["options"]);
     app.post(
@@ -439,7 +467,10 @@ async fn a_passkey_steps_up_and_the_last_factor_of_a_required_role_stays() {
         )
         .await;
     registered.assert(StatusCode::CREATED);
-    let token = registered.json()["accessToken"].as_str().unwrap().to_owned();
+    let token = registered.json()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(jwt_part(&token, 1).get("mfa_enrol").is_none());
     app.get("/api/test/admin", Some(&token))
         .await
@@ -453,7 +484,13 @@ async fn a_passkey_steps_up_and_the_last_factor_of_a_required_role_stays() {
         .await;
     stale.assert(StatusCode::UNAUTHORIZED);
     assert_eq!(stale.json()["reason"], "step_up_required");
-    let options = passkey_options(&app, "/api/auth/mfa/step-up/passkey", json!({}), Some(&token)).await;
+    let options = passkey_options(
+        &app,
+        "/api/auth/mfa/step-up/passkey",
+        json!({}),
+        Some(&token),
+    )
+    .await;
     let answer = device.assert(&options["options"]);
     let stepped = app
         .post(
@@ -503,7 +540,11 @@ async fn passkeys_are_off_with_a_clear_answer_when_the_public_url_is_an_ip_addre
         )
         .await;
     refused.assert(StatusCode::NOT_IMPLEMENTED);
-    assert!(refused.text().contains("--public-url"), "{}", refused.text());
+    assert!(
+        refused.text().contains("--public-url"),
+        "{}",
+        refused.text()
+    );
     app.post("/api/auth/passkey/begin", json!({}), None)
         .await
         .assert(StatusCode::NOT_IMPLEMENTED);

@@ -40,13 +40,30 @@ pub fn StepUpDialog() -> impl IntoView {
             pending.set(false);
         });
     };
+    let passkey = move |_| {
+        if pending.get_untracked() {
+            return;
+        }
+        pending.set(true);
+        spawn_local(async move {
+            let stepped = match api.passkey_for_step_up().await {
+                Ok(factor) => api.step_up(factor).await,
+                Err(e) => Err(e),
+            };
+            match stepped {
+                Ok(()) => error.set(None),
+                Err(e) => error.set(Some(e.message)),
+            }
+            pending.set(false);
+        });
+    };
     let no_error = Signal::derive(|| None::<String>);
     view! {
         <Show when=move || session.step_up_needed.get()>
             <div class="overlay">
                 <section class="card narrow dialog" role="dialog" aria-modal="true" aria-labelledby="step-up-title" id="step-up">
                     <h2 id="step-up-title">"Confirm it is you"</h2>
-                    <p class="muted">"This change needs your second factor. Once confirmed, do it again."</p>
+                    <p class="muted">"This change needs your second factor: a code from your app, a recovery code, or a passkey. Once confirmed, do it again."</p>
                     <form on:submit=submit novalidate>
                         <Field
                             id="step-up-code"
@@ -61,6 +78,9 @@ pub fn StepUpDialog() -> impl IntoView {
                         <button type="button" class="secondary" id="step-up-toggle" on:click=move |_| recovery.update(|r| *r = !*r)>
                             {move || if recovery.get() { "Use the app instead" } else { "Use a recovery code" }}
                         </button>
+                        " "
+                        " "
+                        <button type="button" class="secondary" id="step-up-passkey" on:click=passkey disabled=move || pending.get()>"Use a passkey"</button>
                         " "
                         <button type="button" class="link" on:click=move |_| session.step_up_needed.set(false)>"Cancel"</button>
                     </form>

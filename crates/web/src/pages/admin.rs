@@ -227,6 +227,11 @@ fn UserRow(
     let disabled = user.disabled;
     let verified = user.email_verified;
     let mfa = user.mfa;
+    let factors = if user.factors.is_empty() {
+        "2-step".to_owned()
+    } else {
+        format!("2-step: {}", user.factors.join(", "))
+    };
     let act_mfa = act.clone();
     let act_toggle = act.clone();
     let act_sessions = act.clone();
@@ -288,7 +293,7 @@ fn UserRow(
             </td>
             <td>
                 {if disabled { view! { <span class="badge danger">"Disabled"</span> } } else { view! { <span class="badge">"Active"</span> } }}
-                {mfa.then(|| view! { <span class="badge mfa-status">"2-step"</span> })}
+                {mfa.then(|| view! { <span class="badge mfa-status">{factors}</span> })}
                 {if verified {
                     view! { <span class="badge email-status">"email verified"</span> }.into_any()
                 } else {

@@ -75,6 +75,7 @@ pub fn Login() -> impl IntoView {
 
     // The second step, when the account has a second factor: the challenge token.
     let mfa_token = RwSignal::new(None::<String>);
+    let methods = RwSignal::new(Vec::<String>::new());
     let code = RwSignal::new(String::new());
     let use_recovery = RwSignal::new(false);
 
@@ -122,9 +123,15 @@ pub fn Login() -> impl IntoView {
                         error.set(None);
                         finish();
                     }
-                    Ok(SignIn::SecondFactor(token)) => {
+                    Ok(SignIn::SecondFactor {
+                        token,
+                        methods: offered,
+                    }) => {
                         error.set(None);
                         password.set(String::new());
+                        // Without an app, a recovery code is what can be typed.
+                        use_recovery.set(!offered.iter().any(|m| m == "otp"));
+                        methods.set(offered);
                         mfa_token.set(Some(token));
                     }
                     Err(e) => error.set(Some(e.message)),
@@ -134,6 +141,46 @@ pub fn Login() -> impl IntoView {
         }
     };
 
+    // The second step, with what the user typed or their passkey's answer.
+    let second_step = {
+        let finish = finish.clone();
+        move |token: String, factor: Option<Factor>| {
+            let finish = finish.clone();
+            pending.set(true);
+            spawn_local(async move {
+                let factor = match factor {
+                    Some(factor) => Ok(factor),
+                    None => api.passkey_for_sign_in(&token).await,
+                };
+                let verified = match factor {
+                    Ok(factor) => api.verify_second_factor(&token, factor).await,
+                    Err(e) => Err(e),
+                };
+                match verified {
+                    Ok(()) => {
+                        error.set(None);
+                        finish();
+                    }
+                    // The challenge is over (expired, or too many wrong codes): start again.
+                    Err(e) if e.message.contains("sign in again") => {
+                        mfa_token.set(None);
+                        error.set(Some(e.message));
+                    }
+                    Err(e) => error.set(Some(e.message)),
+                }
+                code.set(String::new());
+                pending.set(false);
+            });
+        }
+    };
+    let use_passkey = {
+        let second_step = second_step.clone();
+        move |_| {
+            if let Some(token) = mfa_token.get_untracked() {
+                second_step(token, None);
+            }
+        }
+    };
     let submit_factor = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(token) = mfa_token.get_untracked() else {
@@ -149,24 +196,25 @@ pub fn Login() -> impl IntoView {
         } else {
             Factor::Code(typed)
         };
+        second_step(token, Some(factor));
+    };
+    let passkey_sign_in = {
         let finish = finish.clone();
-        pending.set(true);
-        spawn_local(async move {
-            match api.verify_second_factor(&token, factor).await {
-                Ok(()) => {
-                    error.set(None);
-                    finish();
+        move |_| {
+            let finish = finish.clone();
+            submitted.set(true);
+            pending.set(true);
+            spawn_local(async move {
+                match api.passkey_sign_in().await {
+                    Ok(()) => {
+                        error.set(None);
+                        finish();
+                    }
+                    Err(e) => error.set(Some(e.message)),
                 }
-                // The challenge is over (expired, or too many wrong codes): start again.
-                Err(e) if e.message.contains("sign in again") => {
-                    mfa_token.set(None);
-                    error.set(Some(e.message));
-                }
-                Err(e) => error.set(Some(e.message)),
-            }
-            code.set(String::new());
-            pending.set(false);
-        });
+                pending.set(false);
+            });
+        }
     };
 
     view! {
@@ -183,11 +231,26 @@ pub fn Login() -> impl IntoView {
                             {move || if pending.get() { "Signing in…" } else { "Log in" }}
                         </button>
                     </form>
+                    <p class="or">"or"</p>
+                    <button type="button" class="secondary wide" id="passkey-signin" on:click=passkey_sign_in.clone() disabled=move || pending.get()>
+                        "Sign in with a passkey"
+                    </button>
                     <p class="muted"><A href="/forgot-password" attr:id="forgot-link">"Forgot password?"</A></p>
                     <p class="muted">"No account yet? " <A href="/register">"Sign up"</A></p>
                 }
             >
                 <form on:submit=submit_factor.clone() novalidate id="second-step">
+                    {
+                        let use_passkey = use_passkey.clone();
+                        move || {
+                            let use_passkey = use_passkey.clone();
+                            methods.with(|m| m.iter().any(|m| m == "passkey")).then(move || view! {
+                                <p>"Use your passkey or security key:"</p>
+                                <button type="button" id="factor-passkey" on:click=use_passkey disabled=move || pending.get()>"Use a passkey"</button>
+                                <p class="muted">"Or type a code:"</p>
+                            })
+                        }
+                    }
                     <p>{move || if use_recovery.get() {
                         "Enter one of your recovery codes."
                     } else {
@@ -196,10 +259,12 @@ pub fn Login() -> impl IntoView {
                     <Field id="factor-code" label="Code" autocomplete="one-time-code" value=code error=no_error/>
                     <p class="error form-error" id="factor-error" role="alert">{move || error.get()}</p>
                     <button type="submit" id="factor-submit" disabled=move || pending.get()>"Verify"</button>
-                    " "
-                    <button type="button" class="secondary" id="use-recovery" on:click=move |_| use_recovery.update(|r| *r = !*r)>
-                        {move || if use_recovery.get() { "Use the app instead" } else { "Use a recovery code" }}
-                    </button>
+                    {move || methods.with(|m| m.iter().any(|m| m == "otp")).then(|| view! {
+                        " "
+                        <button type="button" class="secondary" id="use-recovery" on:click=move |_| use_recovery.update(|r| *r = !*r)>
+                            {move || if use_recovery.get() { "Use the app instead" } else { "Use a recovery code" }}
+                        </button>
+                    })}
                 </form>
             </Show>
         </section>
