@@ -1,5 +1,5 @@
 //! `tollgate user …`: manage users from the command line; `tollgate authz check`: ask the
-//! access rules about a request.
+//! access rules about a request; `tollgate keys …`: the master key.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -9,13 +9,15 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     authz::{Outcome, RequestPath, Target},
-    config::{AuthzCommand, ClientCommand, Command, UserCommand},
+    config::{AuthzCommand, ClientCommand, Command, KeysCommand, UserCommand},
     domain::clients::{self, ClientName},
     domain::{
         admin::{self, Actor, NewAccount, UserChange, change_user},
         email::reset,
+        keys,
         sessions::Client,
     },
+    sealing::{MasterKey, Sealer},
     state::AppState,
     tokens::RoleSet,
 };
@@ -27,6 +29,7 @@ pub async fn run(state: &AppState, command: Command) -> anyhow::Result<()> {
         Command::Authz(command) => run_authz_command(state, command).await,
         Command::Client(command) => run_client_command(state, command).await,
         Command::Backup { file } => backup(state, &file).await,
+        Command::Keys(command) => run_keys_command(state, command).await,
         Command::Serve => Ok(()),
     };
     // Mail a command queued (a verification, a link) goes out before the process ends.
@@ -36,6 +39,35 @@ pub async fn run(state: &AppState, command: Command) -> anyhow::Result<()> {
 
 /// `tollgate backup FILE`: a consistent copy of the SQLite database, taken while the server
 /// may be running (`VACUUM INTO`: one read transaction, so writers go on).
+async fn run_keys_command(state: &AppState, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::NewMasterKey => println!("{}", MasterKey::generate()?),
+        KeysCommand::Rewrap {
+            new_master_key,
+            new_master_key_file,
+            decrypt,
+        } => {
+            let new = match (new_master_key, new_master_key_file) {
+                (Some(key), _) => Sealer::from_shared(Some(key)),
+                (None, Some(file)) => Sealer::new(Some(
+                    MasterKey::from_file(&file)
+                        .map_err(|e| anyhow::anyhow!("--new-master-key-file {e}"))?,
+                )),
+                (None, None) if decrypt => Sealer::default(),
+                (None, None) => anyhow::bail!(
+                    "give the new master key (TOLLGATE_NEW_MASTER_KEY or --new-master-key-file), or --decrypt"
+                ),
+            };
+            let count = keys::rewrap(&state.storage, &state.settings.sealer, &new).await?;
+            match new.key_id() {
+                Some(id) => println!("{count} secrets are now encrypted under master key {id}."),
+                None => println!("{count} secrets are now stored unencrypted."),
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn backup(state: &AppState, file: &std::path::Path) -> anyhow::Result<()> {
     anyhow::ensure!(
         !file.exists(),

@@ -4,6 +4,7 @@ use std::{
     net::SocketAddr,
     num::{NonZeroU32, NonZeroUsize},
     path::PathBuf,
+    sync::Arc,
     time::Duration,
 };
 
@@ -12,6 +13,7 @@ use api::{Role, Username};
 use crate::{
     authz::Upstream,
     mail::{MailSettings, SmtpSettings, SmtpTls},
+    sealing::{MasterKey, Sealer},
 };
 use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -235,6 +237,16 @@ pub struct ServerArgs {
     /// an address or a factor, or to make an admin change (step-up), e.g. `10m`.
     #[arg(long, env = "TOLLGATE_STEP_UP_WINDOW", default_value = "10m", value_parser = parse_step_up)]
     pub step_up_window: Duration,
+
+    /// The master key that encrypts the secrets in the database (signing keys, server secrets,
+    /// authenticator-app secrets): 32 bytes in base64 (`tollgate keys new-master-key`). Give it
+    /// through the environment or --master-key-file, not on a command line.
+    #[arg(long, env = "TOLLGATE_MASTER_KEY", hide_env_values = true, value_parser = parse_master_key, global = true, conflicts_with = "master_key_file")]
+    pub master_key: Option<Arc<MasterKey>>,
+
+    /// A file holding the master key (base64, or 32 raw bytes).
+    #[arg(long, env = "TOLLGATE_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// Mail, and the public address its links point to.
@@ -319,6 +331,35 @@ pub enum Command {
     Backup {
         /// Where to write the copy; must not exist yet.
         file: PathBuf,
+    },
+    /// The master key that encrypts the secrets in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a fresh master key (base64), to keep outside the database and give as
+    /// TOLLGATE_MASTER_KEY or in --master-key-file.
+    NewMasterKey,
+    /// Re-encrypt every secret in the database under a new master key, or store them
+    /// unencrypted again with --decrypt. The current key, if any, is given as usual
+    /// (TOLLGATE_MASTER_KEY or --master-key-file). Stop the servers first, and start them
+    /// with the new key after.
+    Rewrap {
+        /// The new master key (32 bytes in base64); prefer the environment or a file.
+        #[arg(long, env = "TOLLGATE_NEW_MASTER_KEY", hide_env_values = true, value_parser = parse_master_key)]
+        new_master_key: Option<Arc<MasterKey>>,
+        /// A file holding the new master key.
+        #[arg(
+            long,
+            env = "TOLLGATE_NEW_MASTER_KEY_FILE",
+            conflicts_with = "new_master_key"
+        )]
+        new_master_key_file: Option<PathBuf>,
+        /// Store the secrets unencrypted (no new key).
+        #[arg(long, conflicts_with_all = ["new_master_key", "new_master_key_file"])]
+        decrypt: bool,
     },
 }
 
@@ -448,6 +489,8 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Roles whose users must have a second factor.
     pub require_mfa_for_roles: Vec<Role>,
+    /// Seals the secrets kept in the database, with the master key if one is given.
+    pub sealer: Sealer,
     pub step_up_window: Duration,
 }
 
@@ -515,6 +558,18 @@ pub enum SigningSettings {
 }
 
 impl ServerArgs {
+    /// The sealer of the master key given by value or by file, if any.
+    pub fn sealer(&self) -> anyhow::Result<Sealer> {
+        let key = match (&self.master_key, &self.master_key_file) {
+            (Some(key), _) => Some(Arc::clone(key)),
+            (None, Some(file)) => Some(Arc::new(
+                MasterKey::from_file(file).map_err(|e| anyhow::anyhow!("--master-key-file {e}"))?,
+            )),
+            (None, None) => None,
+        };
+        Ok(Sealer::from_shared(key))
+    }
+
     /// Checks the combination of options; the error says what to change.
     pub fn settings(&self) -> anyhow::Result<Settings> {
         let signing = match (self.jwt_algorithm, &self.jwt_secret) {
@@ -608,6 +663,7 @@ impl ServerArgs {
                 ..MailSettings::default()
             },
             require_mfa_for_roles: self.require_mfa_for_roles.clone(),
+            sealer: self.sealer()?,
             step_up_window: self.step_up_window,
         })
     }
@@ -665,6 +721,7 @@ impl Settings {
             email_verification: EmailVerification::Optional,
             mail: MailSettings::default(),
             require_mfa_for_roles: Vec::new(),
+            sealer: Sealer::default(),
             step_up_window: Duration::from_secs(600),
         }
     }
@@ -766,6 +823,10 @@ fn parse_step_up(raw: &str) -> Result<Duration, String> {
         return Err("must be between 30 seconds and 24 hours".into());
     }
     Ok(window)
+}
+
+fn parse_master_key(raw: &str) -> Result<Arc<MasterKey>, String> {
+    MasterKey::parse(raw).map(Arc::new)
 }
 
 fn parse_public_url(raw: &str) -> Result<String, String> {

@@ -17,6 +17,7 @@ pub mod mail;
 pub mod passkeys;
 pub mod passwords;
 pub mod revocation;
+pub mod sealing;
 pub mod serve;
 pub mod state;
 pub mod storage;

@@ -6,7 +6,8 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tollgate::{
     AppState, cli,
-    config::{Cli, Command, LogFormat},
+    config::{Cli, Command, KeysCommand, LogFormat},
+    sealing::MasterKey,
     storage::{PoolSettings, Storage},
 };
 use tracing_subscriber::EnvFilter;
@@ -32,6 +33,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Cli) -> anyhow::Result<()> {
+    // Needs no database.
+    if let Some(Command::Keys(KeysCommand::NewMasterKey)) = args.command {
+        println!("{}", MasterKey::generate()?);
+        return Ok(());
+    }
     let settings = args.server.settings()?;
     let serve_settings = args.server.serve_settings();
     let storage = Storage::connect_with(

@@ -17,7 +17,7 @@ use crate::{
     passwords::Passwords,
     revocation::Revocations,
     storage::Storage,
-    tokens::{self, Tokens},
+    tokens::Tokens,
 };
 
 /// Everything a request may need. Cheap to clone, which axum does for every request: one
@@ -48,6 +48,11 @@ impl AppState {
     /// Builds the state of a serving node on a migrated database: [`Self::load`]s it, follows
     /// revocations made elsewhere (other nodes, the CLI), and starts housekeeping.
     pub async fn new(storage: Storage, settings: Settings) -> anyhow::Result<Self> {
+        if !settings.sealer.is_on() {
+            tracing::warn!(
+                "no master key (TOLLGATE_MASTER_KEY or --master-key-file): the signing keys and secrets in the database are stored unencrypted"
+            );
+        }
         let state = Self::load(storage, settings).await?;
         state.revocations.follow(&state.storage);
         state.spawn_housekeeping();
@@ -79,11 +84,8 @@ impl AppState {
         let passwords = Passwords::new(settings.hash_concurrency)?;
         let revocations = Revocations::new(settings.access_token_ttl);
         revocations.reload(&storage).await?;
-        let codes = Codes::new(
-            &storage
-                .shared_secret("mail_code_key", &tokens::random_secret()?)
-                .await?,
-        );
+        let codes =
+            Codes::new(&keys::shared_secret(&storage, &settings.sealer, "mail_code_key").await?);
         let mailer = Mailer::start(&settings.mail, storage.clone())?;
         let relying_party = RelyingParty::new(&settings.public_url, &settings.product_name)?;
         Ok(Self(Arc::new(AppStateParts {

@@ -19,7 +19,7 @@ use crate::{
     codes,
     error::{Error, Result},
     state::AppState,
-    storage::{PasskeyRecord, SessionFilter, ThrottleKey, UserRecord},
+    storage::{PasskeyRecord, SecretRef, SessionFilter, ThrottleKey, UserRecord},
     tokens::{self, Amr, IssuedToken, Principal},
     totp::{Authenticator, SECRET_BYTES},
 };
@@ -210,9 +210,15 @@ fn factor_key(user_id: i64) -> ThrottleKey {
     ThrottleKey::for_name(&format!("\u{0}factor:{user_id}"))
 }
 
-fn authenticator(state: &AppState, user: &UserRecord, secret: &[u8]) -> Result<Authenticator> {
+/// The user's authenticator app, from its secret as stored (sealed under the master key, if
+/// there is one).
+fn authenticator(state: &AppState, user: &UserRecord, stored: &[u8]) -> Result<Authenticator> {
+    let secret = state
+        .settings
+        .sealer
+        .open(&SecretRef::Totp(user.id).context(), stored)?;
     Ok(Authenticator::new(
-        secret,
+        &secret,
         &state.settings.product_name,
         &user.username,
     )?)
@@ -293,15 +299,18 @@ pub async fn begin_totp(
         super::accounts::confirm_password(state, &user, password, client).await?;
     }
     let secret = tokens::random_secret()?;
-    let secret = &secret[..SECRET_BYTES];
+    let stored = state
+        .settings
+        .sealer
+        .seal(&SecretRef::Totp(user.id).context(), &secret[..SECRET_BYTES])?;
     if !state
         .storage
-        .begin_totp(user.id, secret, unix_now())
+        .begin_totp(user.id, &stored, unix_now())
         .await?
     {
         return Err(Error::FactorExists);
     }
-    let app = authenticator(state, &user, secret)?;
+    let app = authenticator(state, &user, &stored)?;
     Ok(Enrolment {
         secret: app.secret_base32(),
         uri: app.uri()?,

@@ -36,6 +36,7 @@ pub use health::Health;
 pub use keys::StoredKey;
 pub use passkeys::{Ceremony, NewPasskey, PasskeyRecord};
 pub use revocations::{REVOCATION_CHANNEL, Revocation, RevocationNotice};
+pub use secrets::{SecretRef, SecretRow};
 pub use sessions::{NewSession, SessionFilter, SessionOpened, SessionRecord, TokenLookup};
 pub use throttle::{FREE_SIGNIN_FAILURES, MAX_BACKOFF_SECS, SigninAttempt, ThrottleKey};
 pub use users::{AdminChange, NewUser, UserPage, UserRecord};

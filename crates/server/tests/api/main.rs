@@ -23,6 +23,7 @@ mod ops;
 mod outage;
 mod passkeys;
 mod proxies;
+mod sealing;
 mod sessions;
 mod signin;
 mod signup;
