@@ -156,7 +156,7 @@ async fn prove(
                 match app.step_of(code, now.unsigned_abs()) {
                     Some(step) => state
                         .storage
-                        .use_totp_step(user.id, step, None, now)
+                        .use_totp_step(user.id, step)
                         .await?
                         .then_some(Amr::OTP),
                     None => None,
@@ -343,11 +343,12 @@ pub async fn confirm_totp(
         .filter(|t| t.confirmed_at.is_none())
         .ok_or(Error::NoEnrolment)?;
     let app = authenticator(state, &user, &pending.secret)?;
+    let (recovery_codes, hashes) = state.codes.recovery_codes(user.id)?;
     let confirmed = match app.step_of(code, now.unsigned_abs()) {
         Some(step) => {
             state
                 .storage
-                .use_totp_step(user.id, step, Some(&pending.secret), now)
+                .confirm_totp(user.id, step, &pending.secret, &hashes, now)
                 .await?
         }
         None => false,
@@ -356,11 +357,6 @@ pub async fn confirm_totp(
         return Err(Error::InvalidFactor);
     }
     state.storage.signin_succeeded(&key).await?;
-    let (recovery_codes, hashes) = state.codes.recovery_codes(user.id)?;
-    state
-        .storage
-        .replace_recovery_codes(user.id, &hashes)
-        .await?;
     let amr = principal.amr.with(Amr::PASSWORD).with(Amr::OTP);
     state
         .storage

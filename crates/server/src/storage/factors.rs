@@ -90,39 +90,67 @@ impl Storage {
         Ok(stored == 1)
     }
 
-    /// Accepts `step` for the user's authenticator if no later-or-equal step was accepted
-    /// before (a code works once). With `confirming`, the secret the code was checked against:
-    /// the pending enrolment with that very secret is confirmed; without, a confirmed
-    /// authenticator is used. `false` if the step was used already or nothing matches.
-    pub async fn use_totp_step(
+    /// Accepts `step` for the user's confirmed authenticator if no later-or-equal step was
+    /// accepted before (a code works once). `false` if the step was used already.
+    pub async fn use_totp_step(&self, user_id: i64, step: i64) -> Result<bool> {
+        let used = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE totp_factors SET last_used_step = $2 \
+                 WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) \
+                   AND confirmed_at IS NOT NULL",
+            )
+            .bind(user_id)
+            .bind(step)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(used == 1)
+    }
+
+    /// Confirms a pending enrolment whose secret is `secret` (as stored) with its first
+    /// accepted `step`, and gives the user the recovery codes `hashes` (voiding any old set),
+    /// together or not at all. `false` if there is no such pending enrolment.
+    pub async fn confirm_totp(
         &self,
         user_id: i64,
         step: i64,
-        confirming: Option<&[u8]>,
+        secret: &[u8],
+        hashes: &[Vec<u8>],
         now: i64,
     ) -> Result<bool> {
-        let used = on_pool!(self, |pool| {
-            let query = match confirming {
-                Some(secret) => sqlx::query(
-                    "UPDATE totp_factors SET last_used_step = $2, confirmed_at = $3 \
-                     WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) \
-                       AND confirmed_at IS NULL AND secret = $4",
-                )
-                .bind(user_id)
-                .bind(step)
-                .bind(now)
-                .bind(secret),
-                None => sqlx::query(
-                    "UPDATE totp_factors SET last_used_step = $2 \
-                     WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) \
-                       AND confirmed_at IS NOT NULL",
-                )
-                .bind(user_id)
-                .bind(step),
-            };
-            query.execute(pool).await?.rows_affected()
+        let confirmed = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let confirmed = sqlx::query(
+                "UPDATE totp_factors SET last_used_step = $2, confirmed_at = $3 \
+                 WHERE user_id = $1 AND (last_used_step IS NULL OR last_used_step < $2) \
+                   AND confirmed_at IS NULL AND secret = $4",
+            )
+            .bind(user_id)
+            .bind(step)
+            .bind(now)
+            .bind(secret)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if confirmed {
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                for hash in hashes {
+                    sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                        .bind(user_id)
+                        .bind(hash)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            confirmed
         });
-        Ok(used == 1)
+        Ok(confirmed)
     }
 
     /// Replaces the user's recovery codes (voiding the old set).
