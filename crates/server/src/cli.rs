@@ -42,19 +42,61 @@ pub async fn run(state: &AppState, command: Command) -> anyhow::Result<()> {
 async fn run_keys_command(state: &AppState, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::NewMasterKey => println!("{}", MasterKey::generate()?),
+        KeysCommand::Rotate {
+            activate_in,
+            retire_previous,
+        } => {
+            let rotated = keys::rotate(
+                &state.storage,
+                &state.settings,
+                activate_in,
+                retire_previous,
+            )
+            .await?;
+            println!(
+                "key {} (generation {}) is published now and signs from {}.",
+                rotated.kid,
+                rotated.generation,
+                crate::clock::rfc3339(rotated.activates_at)
+            );
+            if retire_previous {
+                println!(
+                    "{} older keys deleted: their tokens stop working within a minute.",
+                    rotated.retired
+                );
+            }
+        }
+        KeysCommand::List => {
+            let now = crate::clock::unix_now();
+            let stored = state.storage.signing_keys(crate::tokens::EDDSA).await?;
+            let signing = stored
+                .iter()
+                .find(|k| k.activates_at <= now)
+                .map(|k| k.generation);
+            for key in &stored {
+                let status = if key.activates_at > now {
+                    format!("signs from {}", crate::clock::rfc3339(key.activates_at))
+                } else if Some(key.generation) == signing {
+                    "signing".to_owned()
+                } else {
+                    "verifying only (retired once its tokens expire)".to_owned()
+                };
+                println!("{}\t{}\t{}", key.generation, key.kid, status);
+            }
+        }
         KeysCommand::Rewrap {
             new_master_key,
             new_master_key_file,
             decrypt,
         } => {
-            let new = match (new_master_key, new_master_key_file) {
-                (Some(key), _) => Sealer::from_shared(Some(key)),
-                (None, Some(file)) => Sealer::new(Some(
-                    MasterKey::from_file(&file)
-                        .map_err(|e| anyhow::anyhow!("--new-master-key-file {e}"))?,
-                )),
-                (None, None) if decrypt => Sealer::default(),
-                (None, None) => anyhow::bail!(
+            let new = match crate::config::master_key(
+                "--new-master-key",
+                new_master_key.as_ref(),
+                new_master_key_file.as_deref(),
+            )? {
+                Some(key) => Sealer::new(Some(key)),
+                None if decrypt => Sealer::default(),
+                None => anyhow::bail!(
                     "give the new master key (TOLLGATE_NEW_MASTER_KEY or --new-master-key-file), or --decrypt"
                 ),
             };

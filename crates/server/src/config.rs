@@ -4,7 +4,6 @@ use std::{
     net::SocketAddr,
     num::{NonZeroU32, NonZeroUsize},
     path::PathBuf,
-    sync::Arc,
     time::Duration,
 };
 
@@ -238,11 +237,26 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_STEP_UP_WINDOW", default_value = "10m", value_parser = parse_step_up)]
     pub step_up_window: Duration,
 
+    /// Rotate the signing key this often, e.g. `30d` (`0s`: only by `tollgate keys rotate`).
+    #[arg(long, env = "TOLLGATE_KEY_ROTATION", default_value = "0s", value_parser = parse_key_rotation)]
+    pub key_rotation: Duration,
+
+    /// How long a new signing key is published (JWKS) before it signs, so that services
+    /// caching the JWKS (Tollgate serves it with max-age=300) and every node have it first.
+    #[arg(long, env = "TOLLGATE_KEY_PUBLISH_AHEAD", default_value = "15m", value_parser = parse_publish_ahead)]
+    pub key_publish_ahead: Duration,
+
     /// The master key that encrypts the secrets in the database (signing keys, server secrets,
     /// authenticator-app secrets): 32 bytes in base64 (`tollgate keys new-master-key`). Give it
     /// through the environment or --master-key-file, not on a command line.
-    #[arg(long, env = "TOLLGATE_MASTER_KEY", hide_env_values = true, value_parser = parse_master_key, global = true, conflicts_with = "master_key_file")]
-    pub master_key: Option<Arc<MasterKey>>,
+    #[arg(
+        long,
+        env = "TOLLGATE_MASTER_KEY",
+        hide_env_values = true,
+        global = true,
+        conflicts_with = "master_key_file"
+    )]
+    pub master_key: Option<SecretString>,
 
     /// A file holding the master key (base64, or 32 raw bytes).
     #[arg(long, env = "TOLLGATE_MASTER_KEY_FILE", global = true)]
@@ -342,14 +356,28 @@ pub enum KeysCommand {
     /// Print a fresh master key (base64), to keep outside the database and give as
     /// TOLLGATE_MASTER_KEY or in --master-key-file.
     NewMasterKey,
+    /// Make a new signing key. It is published (JWKS) at once and signs after --activate-in;
+    /// the key it replaces keeps verifying until the tokens it signed have expired.
+    Rotate {
+        /// When the new key starts signing, e.g. `15m`; `0s` at once (nodes pick it up
+        /// within a minute, and may refuse its tokens until then).
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        activate_in: Duration,
+        /// Delete every older key now (a leaked key): the tokens they signed stop working
+        /// within a minute on every node, and their holders sign in again (or refresh).
+        #[arg(long)]
+        retire_previous: bool,
+    },
+    /// List the signing keys: generation, kid, state.
+    List,
     /// Re-encrypt every secret in the database under a new master key, or store them
     /// unencrypted again with --decrypt. The current key, if any, is given as usual
     /// (TOLLGATE_MASTER_KEY or --master-key-file). Stop the servers first, and start them
     /// with the new key after.
     Rewrap {
         /// The new master key (32 bytes in base64); prefer the environment or a file.
-        #[arg(long, env = "TOLLGATE_NEW_MASTER_KEY", hide_env_values = true, value_parser = parse_master_key)]
-        new_master_key: Option<Arc<MasterKey>>,
+        #[arg(long, env = "TOLLGATE_NEW_MASTER_KEY", hide_env_values = true)]
+        new_master_key: Option<SecretString>,
         /// A file holding the new master key.
         #[arg(
             long,
@@ -490,6 +518,10 @@ pub struct Settings {
     /// Roles whose users must have a second factor.
     pub require_mfa_for_roles: Vec<Role>,
     /// Seals the secrets kept in the database, with the master key if one is given.
+    /// Rotate the signing key this often (`None`: by hand only).
+    pub key_rotation: Option<Duration>,
+    /// How long a new signing key is published before it signs.
+    pub key_publish_ahead: Duration,
     pub sealer: Sealer,
     pub step_up_window: Duration,
 }
@@ -560,14 +592,11 @@ pub enum SigningSettings {
 impl ServerArgs {
     /// The sealer of the master key given by value or by file, if any.
     pub fn sealer(&self) -> anyhow::Result<Sealer> {
-        let key = match (&self.master_key, &self.master_key_file) {
-            (Some(key), _) => Some(Arc::clone(key)),
-            (None, Some(file)) => Some(Arc::new(
-                MasterKey::from_file(file).map_err(|e| anyhow::anyhow!("--master-key-file {e}"))?,
-            )),
-            (None, None) => None,
-        };
-        Ok(Sealer::from_shared(key))
+        Ok(Sealer::new(master_key(
+            "--master-key",
+            self.master_key.as_ref(),
+            self.master_key_file.as_deref(),
+        )?))
     }
 
     /// Checks the combination of options; the error says what to change.
@@ -664,6 +693,8 @@ impl ServerArgs {
             },
             require_mfa_for_roles: self.require_mfa_for_roles.clone(),
             sealer: self.sealer()?,
+            key_rotation: (!self.key_rotation.is_zero()).then_some(self.key_rotation),
+            key_publish_ahead: self.key_publish_ahead,
             step_up_window: self.step_up_window,
         })
     }
@@ -722,6 +753,8 @@ impl Settings {
             mail: MailSettings::default(),
             require_mfa_for_roles: Vec::new(),
             sealer: Sealer::default(),
+            key_rotation: None,
+            key_publish_ahead: Duration::from_secs(15 * 60),
             step_up_window: Duration::from_secs(600),
         }
     }
@@ -825,8 +858,37 @@ fn parse_step_up(raw: &str) -> Result<Duration, String> {
     Ok(window)
 }
 
-fn parse_master_key(raw: &str) -> Result<Arc<MasterKey>, String> {
-    MasterKey::parse(raw).map(Arc::new)
+fn parse_key_rotation(raw: &str) -> Result<Duration, String> {
+    let period = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if !period.is_zero() && period < Duration::from_secs(3600) {
+        return Err("must be at least 1 hour (or 0s: off)".into());
+    }
+    Ok(period)
+}
+
+fn parse_publish_ahead(raw: &str) -> Result<Duration, String> {
+    let ahead = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if ahead < Duration::from_secs(2 * 60) || ahead > Duration::from_secs(7 * 24 * 3600) {
+        return Err("must be between 2 minutes (nodes load keys every minute) and 7 days".into());
+    }
+    Ok(ahead)
+}
+
+/// A master key given by value (`flag`) or in a file; the error never shows the value.
+pub fn master_key(
+    flag: &str,
+    value: Option<&SecretString>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<MasterKey>> {
+    match (value, file) {
+        (Some(value), _) => MasterKey::parse(value.expose_secret())
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}")),
+        (None, Some(file)) => MasterKey::from_file(file)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{flag}-file {e}")),
+        (None, None) => Ok(None),
+    }
 }
 
 fn parse_public_url(raw: &str) -> Result<String, String> {

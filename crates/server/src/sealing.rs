@@ -108,10 +108,6 @@ impl Sealer {
         Self(key.map(Arc::new))
     }
 
-    pub fn from_shared(key: Option<Arc<MasterKey>>) -> Self {
-        Self(key)
-    }
-
     /// The master key's public name, if there is a key.
     pub fn key_id(&self) -> Option<String> {
         self.0.as_ref().map(|key| key.id_text())

@@ -118,6 +118,9 @@ impl AppState {
                 tick.tick().await;
                 state.revocations.purge();
                 state.limits.purge();
+                if let Err(e) = keys::maintain(&state).await {
+                    tracing::warn!(error = %e, "maintaining the signing keys failed");
+                }
                 if round.is_multiple_of(10)
                     && let Err(e) = state.storage.purge_expired(unix_now()).await
                 {

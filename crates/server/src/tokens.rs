@@ -9,7 +9,11 @@
 //! the caller). The cache keeps the token's SHA-256, not the token, next to its principal:
 //! about [`CACHE_ENTRY_BYTES`] per token rather than the token's half kilobyte and more.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use anyhow::Context;
 use api::Role;
@@ -36,7 +40,8 @@ pub const EDDSA: &str = "EdDSA";
 /// The key material the token code works with. Loaded (and created on first start) by the
 /// domain's `keys` step; this module knows no database.
 pub struct KeySet {
-    /// Ed25519 signing keys, newest first; the newest signs. Empty under HS256.
+    /// Ed25519 signing keys, newest first; the newest whose time has come signs, the others
+    /// verify. Empty under HS256.
     pub ed25519: Vec<Ed25519Key>,
     /// The secret from which refresh tokens' successors are derived, shared by every node.
     pub refresh_secret: Vec<u8>,
@@ -48,6 +53,8 @@ pub struct Ed25519Key {
     /// PKCS#8 (DER) private key.
     pub pkcs8: Vec<u8>,
     pub public_key: Vec<u8>,
+    /// When it starts signing (unix time); published and verifying before that.
+    pub activates_at: i64,
 }
 
 impl std::fmt::Debug for Ed25519Key {
@@ -73,6 +80,7 @@ impl Ed25519Key {
             kid,
             pkcs8: pkcs8.as_ref().to_vec(),
             public_key,
+            activates_at: 0,
         })
     }
 }
@@ -321,71 +329,97 @@ pub struct Tokens {
 
 struct Inner {
     algorithm: Algorithm,
-    kid: String,
-    encoding: EncodingKey,
-    decoding: HashMap<String, DecodingKey>,
+    /// The keys, replaced whole when a rotation is loaded.
+    keys: RwLock<Arc<Keys>>,
     validation: Validation,
     issuer: String,
     audience: String,
     ttl: Duration,
-    jwks: serde_json::Value,
     verified: quick_cache::sync::Cache<CacheKey, Arc<Principal>, EntryBytes>,
     rng: SystemRandom,
     /// Derives a refresh token's successor, so parallel refreshes agree on it.
     refresh_key: hmac::Key,
 }
 
+/// The signing keys in use: who signs when, who verifies, what is published.
+struct Keys {
+    /// (activates at, kid, key), newest first.
+    signers: Vec<(i64, String, EncodingKey)>,
+    decoding: HashMap<String, DecodingKey>,
+    jwks: serde_json::Value,
+}
+
+impl Keys {
+    fn hs256(secret: &[u8]) -> Self {
+        // A kid that names the secret without revealing it.
+        let kid = format!(
+            "hs256-{}",
+            &hex(digest::digest(&digest::SHA256, secret).as_ref())[..16]
+        );
+        Self {
+            signers: vec![(0, kid.clone(), EncodingKey::from_secret(secret))],
+            decoding: HashMap::from([(kid, DecodingKey::from_secret(secret))]),
+            // Symmetric keys are never published.
+            jwks: serde_json::json!({ "keys": [] }),
+        }
+    }
+
+    fn ed25519(keys: &[Ed25519Key]) -> anyhow::Result<Self> {
+        anyhow::ensure!(!keys.is_empty(), "no Ed25519 signing key loaded");
+        let mut signers: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.activates_at,
+                    k.kid.clone(),
+                    EncodingKey::from_ed_der(&k.pkcs8),
+                )
+            })
+            .collect();
+        signers.sort_by_key(|(at, ..)| std::cmp::Reverse(*at));
+        let decoding = keys
+            .iter()
+            .map(|k| (k.kid.clone(), DecodingKey::from_ed_der(&k.public_key)))
+            .collect();
+        let published: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "alg": EDDSA,
+                    "use": "sig",
+                    "kid": k.kid,
+                    "x": URL_SAFE_NO_PAD.encode(&k.public_key),
+                })
+            })
+            .collect();
+        Ok(Self {
+            signers,
+            decoding,
+            jwks: serde_json::json!({ "keys": published }),
+        })
+    }
+
+    /// The key that signs at `now`: the newest whose time has come (else the oldest).
+    fn signer(&self, now: i64) -> Option<&(i64, String, EncodingKey)> {
+        self.signers
+            .iter()
+            .find(|(at, ..)| *at <= now)
+            .or_else(|| self.signers.last())
+    }
+}
+
 impl Tokens {
     /// Builds the signer and verifier from the configured algorithm and the loaded keys.
     pub fn new(settings: &Settings, keys: KeySet) -> anyhow::Result<Self> {
         let rng = SystemRandom::new();
-        let (algorithm, kid, encoding, decoding, jwks_keys) = match &settings.signing {
-            SigningSettings::Hs256(secret) => {
-                let secret = secret.expose_secret().as_bytes();
-                // A kid that names the secret without revealing it.
-                let kid = format!(
-                    "hs256-{}",
-                    &hex(digest::digest(&digest::SHA256, secret).as_ref())[..16]
-                );
-                let decoding = HashMap::from([(kid.clone(), DecodingKey::from_secret(secret))]);
-                // Symmetric keys are never published.
-                (
-                    Algorithm::HS256,
-                    kid,
-                    EncodingKey::from_secret(secret),
-                    decoding,
-                    Vec::new(),
-                )
-            }
-            SigningSettings::Eddsa => {
-                let keys = &keys.ed25519;
-                let newest = keys.first().context("no Ed25519 signing key loaded")?;
-                let encoding = EncodingKey::from_ed_der(&newest.pkcs8);
-                let decoding = keys
-                    .iter()
-                    .map(|k| (k.kid.clone(), DecodingKey::from_ed_der(&k.public_key)))
-                    .collect();
-                let jwks_keys = keys
-                    .iter()
-                    .map(|k| {
-                        serde_json::json!({
-                            "kty": "OKP",
-                            "crv": "Ed25519",
-                            "alg": EDDSA,
-                            "use": "sig",
-                            "kid": k.kid,
-                            "x": URL_SAFE_NO_PAD.encode(&k.public_key),
-                        })
-                    })
-                    .collect();
-                (
-                    Algorithm::EdDSA,
-                    newest.kid.clone(),
-                    encoding,
-                    decoding,
-                    jwks_keys,
-                )
-            }
+        let (algorithm, signing) = match &settings.signing {
+            SigningSettings::Hs256(secret) => (
+                Algorithm::HS256,
+                Keys::hs256(secret.expose_secret().as_bytes()),
+            ),
+            SigningSettings::Eddsa => (Algorithm::EdDSA, Keys::ed25519(&keys.ed25519)?),
         };
 
         let refresh_key = hmac::Key::new(hmac::HMAC_SHA256, &keys.refresh_secret);
@@ -400,14 +434,11 @@ impl Tokens {
         Ok(Self {
             inner: Arc::new(Inner {
                 algorithm,
-                kid,
-                encoding,
-                decoding,
+                keys: RwLock::new(Arc::new(signing)),
                 validation,
                 issuer: settings.issuer.clone(),
                 audience: settings.audience.clone(),
                 ttl: settings.access_token_ttl,
-                jwks: serde_json::json!({ "keys": jwks_keys }),
                 verified: verified_cache(settings.token_cache_size),
                 rng,
                 refresh_key,
@@ -415,15 +446,67 @@ impl Tokens {
         })
     }
 
-    /// The public keys as a JSON Web Key Set.
+    fn keys(&self) -> Arc<Keys> {
+        match self.inner.keys.read() {
+            Ok(keys) => Arc::clone(&keys),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts the Ed25519 keys now stored in place of those loaded before (a rotation, a retired
+    /// key). Returns whether anything changed. A key that is gone takes the tokens it verified
+    /// with it, out of the cache too. Nothing changes under HS256.
+    pub fn replace_keys(&self, stored: &[Ed25519Key]) -> anyhow::Result<bool> {
+        if self.inner.algorithm != Algorithm::EdDSA {
+            return Ok(false);
+        }
+        let current = self.keys();
+        let same = stored.len() == current.signers.len()
+            && stored.iter().all(|k| {
+                current
+                    .signers
+                    .iter()
+                    .any(|(at, kid, _)| *kid == k.kid && *at == k.activates_at)
+            });
+        if same {
+            return Ok(false);
+        }
+        let dropped = current
+            .decoding
+            .keys()
+            .any(|kid| !stored.iter().any(|k| &k.kid == kid));
+        let fresh = Arc::new(Keys::ed25519(stored)?);
+        match self.inner.keys.write() {
+            Ok(mut keys) => *keys = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        if dropped {
+            self.inner.verified.clear();
+        }
+        Ok(true)
+    }
+
     /// Whether the key this node signs with is among `stored_kids` (always, for HS256, whose
     /// secret is configuration, not stored).
     pub fn signing_key_in(&self, stored_kids: &[String]) -> bool {
-        self.inner.algorithm == Algorithm::HS256 || stored_kids.contains(&self.inner.kid)
+        self.inner.algorithm == Algorithm::HS256
+            || self
+                .keys()
+                .signer(unix_now())
+                .is_some_and(|(_, kid, _)| stored_kids.contains(kid))
     }
 
-    pub fn jwks(&self) -> &serde_json::Value {
-        &self.inner.jwks
+    /// The public keys as a JSON Web Key Set: the key that signs, the next one before it
+    /// signs, and the previous ones while tokens they signed may live.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys().jwks.clone()
+    }
+
+    /// The kid that signs now.
+    pub fn signing_kid(&self) -> Option<String> {
+        self.keys()
+            .signer(unix_now())
+            .map(|(_, kid, _)| kid.clone())
     }
 
     pub fn access_token_ttl(&self) -> Duration {
@@ -454,9 +537,11 @@ impl Tokens {
             amr: subject.amr.names().into_iter().map(str::to_owned).collect(),
             mfa_enrol: subject.must_enrol,
         };
+        let keys = self.keys();
+        let (_, kid, encoding) = keys.signer(now).context("no signing key")?;
         let mut header = Header::new(inner.algorithm);
-        header.kid = Some(inner.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &inner.encoding)
+        header.kid = Some(kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, encoding)
             .context("signing an access token failed")?;
         Ok(IssuedToken {
             token,
@@ -511,10 +596,11 @@ impl Tokens {
         if header.alg != inner.algorithm {
             return Err(TokenError::Invalid);
         }
+        let keys = self.keys();
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| inner.decoding.get(kid))
+            .and_then(|kid| keys.decoding.get(kid))
             .ok_or(TokenError::Invalid)?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &inner.validation).map_err(
             |e| match e.kind() {

@@ -286,7 +286,7 @@ impl Api {
     ) -> ApiResult<Option<Vec<String>>> {
         let body = json(&PasskeyBeginRequest { current_password });
         let response = self.send(Method::POST, paths::PASSKEYS_BEGIN, body).await?;
-        let options: PasskeyCreationOptions = read(response).await?;
+        let options: PasskeyCreationOptions = self.note(read(response).await)?;
         let body = json(&PasskeyRegisterRequest {
             credential: webauthn::create(options.options).await?,
             ceremony: options.ceremony,
@@ -324,7 +324,7 @@ impl Api {
             current_password: Some(current_password.to_owned()),
         });
         let response = self.send(Method::POST, paths::MFA_TOTP, body).await?;
-        read(response).await
+        self.note(read(response).await)
     }
 
     /// Confirms the app with a first code; the session's token is replaced. Returns the

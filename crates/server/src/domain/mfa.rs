@@ -274,6 +274,27 @@ pub async fn require_recent_factor(state: &AppState, principal: &Principal) -> R
     }
 }
 
+/// Before a factor is added: the current password, so a stolen access token cannot put the
+/// thief's factor on the account (not asked of a user who must enrol and has no factor yet,
+/// whose token was issued at their sign-in); and, if the user has a factor already, one proven
+/// recently in this session, as for any change to the factors.
+pub async fn confirm_adding_factor(
+    state: &AppState,
+    principal: &Principal,
+    user: &UserRecord,
+    current_password: Option<&str>,
+    client: &Client,
+) -> Result<()> {
+    if user.has_second_factor() {
+        require_recent_factor(state, principal).await?;
+    }
+    if !(principal.must_enrol && !user.has_second_factor()) {
+        let password = current_password.ok_or(Error::WrongCurrentPassword)?;
+        super::accounts::confirm_password(state, user, password, client).await?;
+    }
+    Ok(())
+}
+
 /// A TOTP enrolment under way: what the user's app needs.
 #[derive(Debug)]
 pub struct Enrolment {
@@ -281,9 +302,8 @@ pub struct Enrolment {
     pub uri: String,
 }
 
-/// Starts enrolling an authenticator app (or restarts an enrolment not yet confirmed). The
-/// current password is asked for, so a stolen access token cannot put the thief's app on the
-/// account; not of a user who must enrol, whose token was issued at their sign-in.
+/// Starts enrolling an authenticator app (or restarts an enrolment not yet confirmed), after
+/// [`confirm_adding_factor`].
 pub async fn begin_totp(
     state: &AppState,
     principal: &Principal,
@@ -294,10 +314,7 @@ pub async fn begin_totp(
     if user.has_totp {
         return Err(Error::FactorExists);
     }
-    if !principal.must_enrol {
-        let password = current_password.ok_or(Error::WrongCurrentPassword)?;
-        super::accounts::confirm_password(state, &user, password, client).await?;
-    }
+    confirm_adding_factor(state, principal, &user, current_password, client).await?;
     let secret = tokens::random_secret()?;
     let stored = state
         .settings

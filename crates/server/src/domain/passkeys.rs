@@ -17,8 +17,8 @@ use webauthn_rs::prelude::{
 use webauthn_rs_proto::ResidentKeyRequirement;
 
 use super::{
-    accounts::{SignedIn, admit, confirm_password, open_session},
-    mfa::required_for,
+    accounts::{SignedIn, admit, open_session},
+    mfa::{confirm_adding_factor, required_for},
     sessions::{Client, issue_access},
 };
 use crate::{
@@ -134,9 +134,8 @@ async fn user(state: &AppState, user_id: i64) -> Result<UserRecord> {
         .ok_or(Error::InvalidToken)
 }
 
-/// Starts registering a passkey. The current password is asked for (as for an authenticator
-/// app), so a stolen access token cannot give the thief a way in; not of a user who must
-/// enrol, whose token was issued at their sign-in.
+/// Starts registering a passkey, after [`confirm_adding_factor`] (as for an authenticator app:
+/// a stolen access token cannot give the thief a way in).
 pub async fn begin_registration(
     state: &AppState,
     principal: &Principal,
@@ -145,10 +144,7 @@ pub async fn begin_registration(
 ) -> Result<(String, CreationChallengeResponse)> {
     let webauthn = state.relying_party.webauthn()?;
     let user = user(state, principal.user_id).await?;
-    if !principal.must_enrol {
-        let password = current_password.ok_or(Error::WrongCurrentPassword)?;
-        confirm_password(state, &user, password, client).await?;
-    }
+    confirm_adding_factor(state, principal, &user, current_password, client).await?;
     let existing = state.storage.passkeys_of(user.id).await?;
     if existing.len() >= MAX_PASSKEYS {
         return Err(Error::TooManyPasskeys);
@@ -349,29 +345,50 @@ pub async fn authenticate(
             return Ok(false);
         }
     };
-    let Some(record) = state
+    let owned = state
         .storage
         .passkey_by_credential_id(result.cred_id().as_ref())
         .await?
-        .filter(|p| p.user_id == user.id)
+        .is_some_and(|p| p.user_id == user.id);
+    Ok(owned && note_use(state, &result).await?)
+}
+
+/// Records a use: the counter and backup state the authentication reported. `false` (not
+/// accepted) if the counter is not past the one stored now, which another ceremony begun
+/// alongside this one may have moved on since (a cloned authenticator, or a replay), or if
+/// such a use is being recorded at the same moment.
+async fn note_use(
+    state: &AppState,
+    result: &webauthn_rs::prelude::AuthenticationResult,
+) -> Result<bool> {
+    let Some(current) = state
+        .storage
+        .passkey_by_credential_id(result.cred_id().as_ref())
+        .await?
     else {
         return Ok(false);
     };
-    note_use(state, &record, &result).await?;
-    Ok(true)
-}
-
-/// Stores the counter and backup state an authentication reported.
-async fn note_use(
-    state: &AppState,
-    record: &PasskeyRecord,
-    result: &webauthn_rs::prelude::AuthenticationResult,
-) -> Result<()> {
-    let mut passkey = credential(record)?;
+    let stored: serde_json::Value =
+        serde_json::from_str(&current.credential).map_err(anyhow::Error::from)?;
+    let stored_counter = stored["cred"]["counter"].as_u64().unwrap_or(0);
+    if result.counter() != 0 && u64::from(result.counter()) <= stored_counter {
+        tracing::warn!(
+            passkey = current.id,
+            user_id = current.user_id,
+            "passkey counter did not advance: refused (a cloned authenticator, or a replay)"
+        );
+        return Ok(false);
+    }
+    let mut passkey = credential(&current)?;
     passkey.update_credential(result);
     state
         .storage
-        .passkey_used(record.id, &to_json(&passkey)?, unix_now())
+        .passkey_used(
+            current.id,
+            &current.credential,
+            &to_json(&passkey)?,
+            unix_now(),
+        )
         .await
 }
 
@@ -422,7 +439,9 @@ pub async fn sign_in(
             tracing::debug!(error = %e, "passkey sign-in refused");
             Error::PasskeyNotAccepted
         })?;
-    note_use(state, &record, &result).await?;
+    if !note_use(state, &result).await? {
+        return Err(Error::PasskeyNotAccepted);
+    }
     let user = user(state, record.user_id)
         .await
         .map_err(|_| Error::PasskeyNotAccepted)?;

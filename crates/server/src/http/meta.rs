@@ -79,7 +79,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(state.tokens.jwks().clone()),
+        Json(state.tokens.jwks()),
     )
 }
 

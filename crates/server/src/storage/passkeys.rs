@@ -120,18 +120,29 @@ impl Storage {
         Ok(row.map(|(id,)| id))
     }
 
-    /// Records a use: when, and the credential with its updated counter.
-    pub async fn passkey_used(&self, id: i64, credential: &str, now: i64) -> Result<()> {
-        on_pool!(self, |pool| {
-            sqlx::query("UPDATE passkeys SET credential = $2, last_used_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(credential)
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
+    /// Records a use: when, and the credential with its updated counter, if the credential
+    /// is still `old` (no other use was recorded meanwhile). Returns whether it was.
+    pub async fn passkey_used(
+        &self,
+        id: i64,
+        old: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let used = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE passkeys SET credential = $3, last_used_at = $4 \
+                 WHERE id = $1 AND credential = $2",
+            )
+            .bind(id)
+            .bind(old)
+            .bind(credential)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        Ok(used == 1)
     }
 
     /// Renames one of the user's passkeys; `false` if they have no such passkey.

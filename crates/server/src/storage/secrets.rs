@@ -94,12 +94,13 @@ impl Storage {
         Ok(shared.chain(keys).chain(totp).collect())
     }
 
-    /// Replaces stored secrets, each only if it is still as read (`old.value`), all in one
-    /// transaction. Returns how many changed.
-    pub async fn replace_secrets(&self, changes: &[(SecretRow, Vec<u8>)]) -> Result<u64> {
+    /// Replaces stored secrets, all or none: each only if it is still as read (`old.value`),
+    /// in one transaction that is rolled back if any has changed meanwhile. Returns whether
+    /// they were replaced.
+    pub async fn replace_secrets(&self, changes: &[(SecretRow, Vec<u8>)]) -> Result<bool> {
         let changed = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let mut changed = 0;
+            let mut changed = 0u64;
             for (old, new) in changes {
                 let query = match &old.at {
                     SecretRef::Shared(name) => sqlx::query(
@@ -125,8 +126,13 @@ impl Storage {
                     .await?
                     .rows_affected();
             }
-            tx.commit().await?;
-            changed
+            let all = changed == u64::try_from(changes.len()).unwrap_or(u64::MAX);
+            if all {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            all
         });
         Ok(changed)
     }

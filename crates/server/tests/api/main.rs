@@ -15,6 +15,7 @@ mod guide;
 mod hardening;
 mod input;
 mod introspect;
+mod keys;
 #[path = "../support/mail_sink.rs"]
 mod mail_sink;
 mod mfa;

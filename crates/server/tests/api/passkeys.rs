@@ -381,6 +381,18 @@ async fn a_passkey_alone_signs_in_without_a_username() {
     .await
     .assert(StatusCode::OK);
 
+    // A cloned authenticator (its counter not past the last one seen) is refused.
+    device.credentials[0].counter -= 1;
+    let options = passkey_options(&app, "/api/auth/passkey/begin", json!({}), None).await;
+    let answer = device.assert(&options["options"]);
+    app.post(
+        "/api/auth/passkey",
+        json!({"ceremony": options["ceremony"], "credential": answer}),
+        None,
+    )
+    .await
+    .assert(StatusCode::UNAUTHORIZED);
+
     // An unknown credential, or another user's handle, gets nowhere.
     let mut stranger = SoftAuthenticator::new(ORIGIN);
     let token = app.user_with_roles("erin", &[Role::User]).await;
@@ -548,4 +560,82 @@ async fn passkeys_are_off_with_a_clear_answer_when_the_public_url_is_an_ip_addre
     app.post("/api/auth/passkey/begin", json!({}), None)
         .await
         .assert(StatusCode::NOT_IMPLEMENTED);
+}
+
+#[tokio::test]
+async fn adding_a_factor_to_an_account_that_has_one_asks_for_a_recent_one() {
+    let app = TestApp::with_settings(|settings| {
+        settings.step_up_window = Duration::from_secs(1);
+        settings.require_mfa_for_roles = vec![Role::Admin];
+    })
+    .await;
+    // Two sessions of a user who must enrol, before any factor.
+    let older = app
+        .user_with_roles("boss", &[Role::Admin, Role::User])
+        .await;
+    let token = app.token_for("boss").await;
+    let mut device = SoftAuthenticator::new(ORIGIN);
+    let begun = app
+        .post("/api/user/passkeys/begin", json!({}), Some(&token))
+        .await;
+    begun.assert(StatusCode::OK);
+    let credential = device.register(&begun.json()["options"]);
+    app.post(
+        "/api/user/passkeys",
+        json!({"ceremony": begun.json()["ceremony"], "name": "Key", "credential": credential}),
+        Some(&token),
+    )
+    .await
+    .assert(StatusCode::CREATED);
+    // The older session never proved the factor now on the account: it cannot add another,
+    // with or without the password.
+    for body in [json!({}), json!({"currentPassword": PASSWORD})] {
+        let refused = app
+            .post("/api/user/passkeys/begin", body.clone(), Some(&older))
+            .await;
+        refused.assert(StatusCode::UNAUTHORIZED);
+        assert_eq!(refused.json()["reason"], "step_up_required");
+        app.post("/api/user/mfa/totp", body, Some(&older))
+            .await
+            .assert(StatusCode::UNAUTHORIZED);
+    }
+    // A plain user with a factor proven long ago: step-up first, then the password.
+    let plain = app.user_with_roles("pam", &[Role::User]).await;
+    let mut phone = SoftAuthenticator::new(ORIGIN);
+    let registered = register(&app, &plain, &mut phone, "Phone").await;
+    let plain = registered["accessToken"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let stale = app
+        .post(
+            "/api/user/passkeys/begin",
+            json!({"currentPassword": PASSWORD}),
+            Some(&plain),
+        )
+        .await;
+    stale.assert(StatusCode::UNAUTHORIZED);
+    assert_eq!(stale.json()["reason"], "step_up_required");
+    let options = passkey_options(
+        &app,
+        "/api/auth/mfa/step-up/passkey",
+        json!({}),
+        Some(&plain),
+    )
+    .await;
+    let answer = phone.assert(&options["options"]);
+    let stepped = app
+        .post(
+            "/api/auth/mfa/step-up",
+            json!({"passkey": {"ceremony": options["ceremony"], "credential": answer}}),
+            Some(&plain),
+        )
+        .await;
+    stepped.assert(StatusCode::OK);
+    let stepped = stepped.json()["accessToken"].as_str().unwrap().to_owned();
+    register(
+        &app,
+        &stepped,
+        &mut SoftAuthenticator::new(ORIGIN),
+        "Second",
+    )
+    .await;
 }

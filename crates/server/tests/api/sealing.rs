@@ -133,7 +133,7 @@ async fn a_master_key_seals_an_existing_installs_secrets_and_everything_keeps_wo
         .replace_secrets(&[(ann.clone(), bob.value.clone())])
         .await
         .unwrap();
-    assert_eq!(swapped, 1);
+    assert!(swapped);
     let refused = sealed.signin("ann", PASSWORD).await;
     refused.assert(StatusCode::UNAUTHORIZED);
     let mfa_token = refused.json()["mfaToken"].as_str().unwrap().to_owned();
@@ -172,6 +172,26 @@ async fn keys_rewrap_moves_the_secrets_to_a_new_master_key_or_back_to_none() {
     .await;
     let token = app.user_with_roles("cyd", &[Role::User]).await;
     drop(app);
+
+    // A mistyped key is refused without being echoed.
+    let mistyped = run({
+        let mut command = tollgate(&db);
+        command
+            .env("TOLLGATE_MASTER_KEY", "NOT-THE-KEY-hunter2")
+            .args(["user", "list"]);
+        command
+    });
+    assert!(!mistyped.status.success());
+    assert!(
+        stderr(&mistyped).contains("--master-key"),
+        "{}",
+        stderr(&mistyped)
+    );
+    assert!(
+        !stderr(&mistyped).contains("hunter2"),
+        "{}",
+        stderr(&mistyped)
+    );
 
     // Without the new key, nothing happens.
     let refused = run({
