@@ -10,6 +10,7 @@ use webauthn_rs_proto::{
 pub mod paths {
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
+    pub const METRICS: &str = "/metrics";
     pub const JWKS: &str = "/.well-known/jwks.json";
     pub const SIGNUP: &str = "/api/auth/signup";
     pub const SIGNIN: &str = "/api/auth/signin";

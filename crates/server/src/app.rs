@@ -177,6 +177,11 @@ pub fn app(
         .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::FORWARD_AUTH, get(authz::forward_auth))
         .route(paths::AUTH_REQUEST, get(authz::auth_request))
+        .route(paths::METRICS, get(meta::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            meta::track,
+        ))
         .method_not_allowed_fallback(meta::method_not_allowed)
         .with_state(state);
     layers.service(routes)

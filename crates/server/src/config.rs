@@ -237,6 +237,11 @@ pub struct ServerArgs {
     #[arg(long, env = "TOLLGATE_STEP_UP_WINDOW", default_value = "10m", value_parser = parse_step_up)]
     pub step_up_window: Duration,
 
+    /// Serve Prometheus metrics (`/metrics`) on this address of their own, e.g.
+    /// `127.0.0.1:9100`. Without it, `/metrics` is on the main address, to loopback callers.
+    #[arg(long, env = "TOLLGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Rotate the signing key this often, e.g. `30d` (`0s`: only by `tollgate keys rotate`).
     #[arg(long, env = "TOLLGATE_KEY_ROTATION", default_value = "0s", value_parser = parse_key_rotation)]
     pub key_rotation: Duration,
@@ -522,6 +527,8 @@ pub struct Settings {
     pub key_rotation: Option<Duration>,
     /// How long a new signing key is published before it signs.
     pub key_publish_ahead: Duration,
+    /// Where `/metrics` is served apart from the API, if it is.
+    pub metrics_listen: Option<SocketAddr>,
     pub sealer: Sealer,
     pub step_up_window: Duration,
 }
@@ -694,6 +701,7 @@ impl ServerArgs {
             require_mfa_for_roles: self.require_mfa_for_roles.clone(),
             sealer: self.sealer()?,
             key_rotation: (!self.key_rotation.is_zero()).then_some(self.key_rotation),
+            metrics_listen: self.metrics_listen,
             key_publish_ahead: self.key_publish_ahead,
             step_up_window: self.step_up_window,
         })
@@ -754,6 +762,7 @@ impl Settings {
             require_mfa_for_roles: Vec::new(),
             sealer: Sealer::default(),
             key_rotation: None,
+            metrics_listen: None,
             key_publish_ahead: Duration::from_secs(15 * 60),
             step_up_window: Duration::from_secs(600),
         }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod mail;
+pub mod metrics;
 pub mod passkeys;
 pub mod passwords;
 pub mod revocation;

@@ -77,6 +77,23 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         ),
         None => tracing::info!("no --config file: forward-auth checks are all denied"),
     }
+    if let Some(address) = state.settings.metrics_listen {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?;
+        tracing::info!(address = %listener.local_addr()?, "metrics at /metrics");
+        let metrics = axum::Router::new()
+            .route(
+                api::wire::paths::METRICS,
+                axum::routing::get(tollgate::http::meta::metrics_apart),
+            )
+            .with_state(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, metrics).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let listener = TcpListener::bind(args.server.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.server.bind))?;

@@ -58,6 +58,10 @@ struct Inner {
     dummy_hash: String,
     /// Hash computations run so far (hashing and verifying alike).
     runs: AtomicU64,
+    /// Time jobs waited for a thread, in all (microseconds).
+    waited_micros: AtomicU64,
+    /// Jobs admitted at most at once (queued or running).
+    capacity: usize,
 }
 
 /// The outcome of a password check.
@@ -100,6 +104,8 @@ impl Passwords {
                 admitted: Arc::new(Semaphore::new(concurrency.get() * (QUEUE_PER_WORKER + 1))),
                 dummy_hash,
                 runs: AtomicU64::new(0),
+                waited_micros: AtomicU64::new(0),
+                capacity: concurrency.get() * (QUEUE_PER_WORKER + 1),
             }),
         })
     }
@@ -107,6 +113,18 @@ impl Passwords {
     /// How many hash computations have run: for metrics, and to prove refused requests cost none.
     pub fn runs(&self) -> u64 {
         self.inner.runs.load(Ordering::Relaxed)
+    }
+
+    /// Jobs queued or running now.
+    pub fn queue_depth(&self) -> usize {
+        self.inner
+            .capacity
+            .saturating_sub(self.inner.admitted.available_permits())
+    }
+
+    /// Time jobs have waited for a hashing thread, in all.
+    pub fn waited(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.inner.waited_micros.load(Ordering::Relaxed))
     }
 
     /// Hashes a new password.
@@ -152,8 +170,12 @@ impl Passwords {
         let (done, result) = oneshot::channel();
         // The admission permit moves into the job: if the request is dropped meanwhile, the
         // hash still counts against the limit until it really finishes.
+        let queued_at = std::time::Instant::now();
+        let inner = Arc::clone(&self.inner);
         let job: Job = Box::new(move |hasher| {
             let _admitted = admitted;
+            let waited = u64::try_from(queued_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+            inner.waited_micros.fetch_add(waited, Ordering::Relaxed);
             let _ = done.send(job(hasher));
         });
         self.inner

@@ -48,6 +48,15 @@ impl Revocations {
         }
     }
 
+    /// Revocations held (sessions and users).
+    pub fn count(&self) -> usize {
+        let state = self
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.sessions.len() + state.users.len()
+    }
+
     /// Whether the token's session or user has been revoked since it was issued.
     pub fn is_revoked(&self, principal: &Principal) -> bool {
         let state = self

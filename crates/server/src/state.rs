@@ -13,6 +13,7 @@ use crate::{
     http::gate::Gate,
     limits::IpLimits,
     mail::Mailer,
+    metrics::Metrics,
     passkeys::RelyingParty,
     passwords::Passwords,
     revocation::Revocations,
@@ -41,6 +42,7 @@ pub struct AppStateParts {
     pub codes: Codes,
     /// Who Tollgate is to passkeys.
     pub relying_party: RelyingParty,
+    pub metrics: Metrics,
     pub settings: Arc<Settings>,
 }
 
@@ -99,12 +101,14 @@ impl AppState {
             mailer,
             codes,
             relying_party,
+            metrics: Metrics::new()?,
             settings: Arc::new(settings),
         })))
     }
 
     /// Records an audit event (see [`Storage::audit`]).
     pub async fn audit(&self, event: AuditEvent) {
+        self.metrics.audited(event.kind);
         self.storage.audit(event).await;
     }
 

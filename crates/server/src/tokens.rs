@@ -509,6 +509,11 @@ impl Tokens {
             .map(|(_, kid, _)| kid.clone())
     }
 
+    /// Tokens remembered as verified.
+    pub fn cached(&self) -> usize {
+        self.inner.verified.len()
+    }
+
     pub fn access_token_ttl(&self) -> Duration {
         self.inner.ttl
     }

@@ -288,7 +288,7 @@ pub async fn confirm_adding_factor(
     if user.has_second_factor() {
         require_recent_factor(state, principal).await?;
     }
-    if !(principal.must_enrol && !user.has_second_factor()) {
+    if !principal.must_enrol || user.has_second_factor() {
         let password = current_password.ok_or(Error::WrongCurrentPassword)?;
         super::accounts::confirm_password(state, user, password, client).await?;
     }

@@ -197,6 +197,10 @@ pub async fn refresh(state: &AppState, presented: &str, client: &Client) -> Resu
     }
     let amr = Amr::parse(found.amr.split(','));
     let access = issue_access(state, &user, &found.session_id, amr)?;
+    state
+        .metrics
+        .counter("tollgate_refreshes_total", &[])
+        .increment(1);
     Ok(Refreshed {
         access,
         grant: Grant {

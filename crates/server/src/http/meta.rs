@@ -1,16 +1,21 @@
-//! Health, key publication and the answers for unknown routes.
+//! Health, key publication, metrics, and the answers for unknown routes.
 
 use std::time::Duration;
 
 use axum::{
     Json,
-    extract::State,
-    http::{StatusCode, header},
+    extract::{MatchedPath, State},
+    http::{Method, StatusCode, header},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
 
-use crate::{error::Error, state::AppState};
+use super::extract::ClientInfo;
+use crate::{
+    error::{Error, Result},
+    state::AppState,
+};
 
 /// How long readiness waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -85,4 +90,106 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
+}
+
+/// `GET /metrics`: Prometheus exposition. On the main address it is for this machine only (a
+/// scraper on loopback, or a proxy there forwarding its own requests); `--metrics-listen`
+/// serves it on an address of its own instead.
+pub async fn metrics(State(state): State<AppState>, client: ClientInfo) -> Result<Response> {
+    if state.settings.metrics_listen.is_some() {
+        return Err(Error::NotFound(
+            "Metrics are served on the --metrics-listen address.",
+        ));
+    }
+    if !client.ip.is_loopback() {
+        return Err(Error::FeatureOff(
+            "Metrics are served to this machine only; give --metrics-listen to serve them on an address of their own.",
+        ));
+    }
+    Ok(exposition(&state))
+}
+
+/// `GET /metrics` on the `--metrics-listen` address: whoever can reach that address.
+pub async fn metrics_apart(State(state): State<AppState>) -> Response {
+    exposition(&state)
+}
+
+/// The metrics, with the gauges sampled now.
+pub fn exposition(state: &AppState) -> Response {
+    let metrics = &state.metrics;
+    #[allow(clippy::cast_precision_loss)]
+    let gauges = [
+        (
+            "tollgate_password_hash_queue_depth",
+            state.passwords.queue_depth() as f64,
+        ),
+        ("tollgate_mail_queue_depth", state.mailer.pending() as f64),
+        (
+            "tollgate_revocations_in_memory",
+            state.revocations.count() as f64,
+        ),
+        (
+            "tollgate_verified_tokens_cached",
+            state.tokens.cached() as f64,
+        ),
+        (
+            "tollgate_db_pool_connections",
+            f64::from(state.storage.pool_stats().open),
+        ),
+        (
+            "tollgate_db_pool_idle_connections",
+            state.storage.pool_stats().idle as f64,
+        ),
+        (
+            "tollgate_db_pool_max_connections",
+            f64::from(state.storage.pool_stats().max),
+        ),
+    ];
+    for (name, value) in gauges {
+        metrics.gauge(name, &[]).set(value);
+    }
+    metrics
+        .counter("tollgate_password_hash_jobs_total", &[])
+        .absolute(state.passwords.runs());
+    metrics
+        .gauge("tollgate_password_hash_waited_seconds", &[])
+        .set(state.passwords.waited().as_secs_f64());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// Counts and times every request a route answers (labelled by the route's pattern, never
+/// the path itself, so the labels stay few).
+pub async fn track(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state.metrics.request(
+        method,
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }

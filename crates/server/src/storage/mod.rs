@@ -127,7 +127,23 @@ pub enum Backend {
     Postgres,
 }
 
+/// The connection pool now.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub open: u32,
+    pub idle: usize,
+    pub max: u32,
+}
+
 impl Storage {
+    pub fn pool_stats(&self) -> PoolStats {
+        on_pool!(self, |pool| PoolStats {
+            open: pool.size(),
+            idle: pool.num_idle(),
+            max: pool.options().get_max_connections(),
+        })
+    }
+
     /// Opens the database named by `url` (`sqlite://…` or `postgres://…`) with `max_connections`
     /// and the default acquire timeout.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {

@@ -59,26 +59,26 @@ impl std::fmt::Debug for SecretRow {
     }
 }
 
+type NamedRow = (String, Vec<u8>);
+type IdRow = (i64, Vec<u8>);
+
 impl Storage {
     /// Every secret the master key seals, as stored.
     pub async fn secret_rows(&self) -> Result<Vec<SecretRow>> {
-        let (shared, keys, totp): (
-            Vec<(String, Vec<u8>)>,
-            Vec<(i64, Vec<u8>)>,
-            Vec<(i64, Vec<u8>)>,
-        ) = on_pool!(self, |pool| {
-            (
-                sqlx::query_as("SELECT name, value FROM server_secrets")
-                    .fetch_all(pool)
-                    .await?,
-                sqlx::query_as("SELECT generation, private_key FROM signing_keys")
-                    .fetch_all(pool)
-                    .await?,
-                sqlx::query_as("SELECT user_id, secret FROM totp_factors")
-                    .fetch_all(pool)
-                    .await?,
-            )
-        });
+        let (shared, keys, totp): (Vec<NamedRow>, Vec<IdRow>, Vec<IdRow>) =
+            on_pool!(self, |pool| {
+                (
+                    sqlx::query_as("SELECT name, value FROM server_secrets")
+                        .fetch_all(pool)
+                        .await?,
+                    sqlx::query_as("SELECT generation, private_key FROM signing_keys")
+                        .fetch_all(pool)
+                        .await?,
+                    sqlx::query_as("SELECT user_id, secret FROM totp_factors")
+                        .fetch_all(pool)
+                        .await?,
+                )
+            });
         let shared = shared.into_iter().map(|(name, value)| SecretRow {
             at: SecretRef::Shared(name),
             value,

@@ -33,7 +33,7 @@ async fn a_rotated_key_is_published_first_signs_later_and_the_old_one_lives_out_
     let app = TestApp::new().await;
     let before = app.user_with_roles("ann", &[Role::User]).await;
     let first = kid(&before);
-    assert_eq!(published(&app).await, [first.clone()]);
+    assert_eq!(published(&app).await, vec![first.clone()]);
 
     // A node on the same database (another process, or the CLI's rotation, would do alike).
     let other = TestApp::on(TestDatabase::existing(&app.db.url), |_| {}).await;
@@ -83,7 +83,7 @@ async fn a_rotated_key_is_published_first_signs_later_and_the_old_one_lives_out_
     assert_eq!(purged, 1);
     for node in [&app, &other] {
         keys::maintain(&node.state).await.unwrap();
-        assert_eq!(published(node).await, [rotated.kid.clone()]);
+        assert_eq!(published(node).await, vec![rotated.kid.clone()]);
         node.get("/api/test/user", Some(&before))
             .await
             .assert(StatusCode::UNAUTHORIZED);
@@ -109,7 +109,7 @@ async fn a_leaked_key_is_retired_at_once() {
     .unwrap();
     assert_eq!(rotated.retired, 1);
     keys::maintain(&app.state).await.unwrap();
-    assert_eq!(published(&app).await, [rotated.kid.clone()]);
+    assert_eq!(published(&app).await, vec![rotated.kid.clone()]);
     app.get("/api/test/user", Some(&before))
         .await
         .assert(StatusCode::UNAUTHORIZED);

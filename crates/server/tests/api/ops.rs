@@ -173,3 +173,131 @@ async fn old_audit_events_are_purged_in_bounded_batches() {
     let (_, left) = storage.audit_events(None, None, 10, 0).await.unwrap();
     assert_eq!(left, 1);
 }
+
+/// The value of the sample `name{labels}` in an exposition, if present.
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(name_and_labels))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_sign_ins_refreshes_and_sample_the_queues() {
+    let app = TestApp::with_settings(|settings| settings.refresh_grace = Duration::ZERO).await;
+    app.user_with_roles("mia", &[api::Role::User]).await;
+    app.signin("mia", "wrong password").await;
+    let session = app.session("mia").await;
+    app.refreshed(&session.refresh).await;
+    app.get("/api/test/user", Some(&session.access))
+        .await
+        .assert(StatusCode::OK);
+
+    let scraped = app.get("/metrics", None).await;
+    scraped.assert(StatusCode::OK);
+    assert!(
+        scraped
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4"))
+    );
+    let text = scraped.text();
+    assert!(
+        text.contains("# HELP tollgate_http_requests_total"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"tollgate_http_requests_total{method="GET",route="/api/test/user",status="200"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"tollgate_http_requests_total{method="POST",route="/api/auth/signin",status="401"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(text.contains(
+        r#"tollgate_http_request_duration_seconds_bucket{method="GET",route="/api/test/user",le="#
+    ));
+    assert_eq!(
+        sample(&text, r#"tollgate_signins_total{outcome="failed"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"tollgate_signins_total{outcome="ok"}"#),
+        Some(2.0)
+    );
+    assert_eq!(sample(&text, "tollgate_refreshes_total"), Some(1.0));
+    assert!(sample(&text, "tollgate_password_hash_jobs_total").unwrap() >= 3.0);
+    assert_eq!(
+        sample(&text, "tollgate_password_hash_queue_depth"),
+        Some(0.0)
+    );
+    assert!(sample(&text, "tollgate_db_pool_max_connections").unwrap() >= 1.0);
+    assert_eq!(sample(&text, "tollgate_mail_queue_depth"), Some(0.0));
+    // Labels are route patterns, never raw paths.
+    app.get("/api/admin/users/12345", None).await;
+    let text = app.get("/metrics", None).await.text();
+    assert!(text.contains(r#"route="/api/admin/users/{id}""#), "{text}");
+    assert!(!text.contains("12345"));
+
+    // Reuse of a rotated refresh token is counted, and so is the revocation it causes.
+    app.refresh(&session.refresh, &[]).await;
+    let text = app.get("/metrics", None).await.text();
+    assert_eq!(
+        sample(&text, "tollgate_refresh_reuse_detected_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(text.contains(r#"tollgate_revocations_total{reason="refresh_reuse"}"#));
+}
+
+#[tokio::test]
+async fn metrics_are_for_this_machine_or_on_an_address_of_their_own() {
+    let app = TestApp::new().await;
+    let refused = app
+        .send_from(
+            "203.0.113.9",
+            axum::http::Request::get("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    refused.assert(StatusCode::FORBIDDEN);
+    assert!(refused.text().contains("--metrics-listen"));
+
+    // With an address of their own: served there, and no longer on the main one.
+    let db = TestDatabase::fresh().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = crate::binary::Server::start_with(&db, &["--metrics-listen", &listen]).await;
+    let mut scraped = None;
+    for _ in 0..50 {
+        if let Ok(response) = reqwest::get(format!("http://{listen}/metrics")).await {
+            scraped = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let scraped = scraped.expect("the metrics listener answers");
+    assert_eq!(scraped.status(), StatusCode::OK);
+    assert!(
+        scraped
+            .text()
+            .await
+            .unwrap()
+            .contains("tollgate_db_pool_connections")
+    );
+    let main = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap();
+    assert_eq!(main.status(), StatusCode::NOT_FOUND);
+}
