@@ -30,6 +30,7 @@ pub async fn run(state: &AppState, command: Command) -> anyhow::Result<()> {
         Command::Client(command) => run_client_command(state, command).await,
         Command::Backup { file } => backup(state, &file).await,
         Command::Keys(command) => run_keys_command(state, command).await,
+        Command::Import { from, dry_run } => import(state, from.expose_secret(), dry_run).await,
         Command::Serve => Ok(()),
     };
     // Mail a command queued (a verification, a link) goes out before the process ends.
@@ -107,6 +108,34 @@ async fn run_keys_command(state: &AppState, command: KeysCommand) -> anyhow::Res
             }
         }
     }
+    Ok(())
+}
+
+async fn import(state: &AppState, from: &str, dry_run: bool) -> anyhow::Result<()> {
+    let source = crate::import::read_source(from)
+        .await
+        .context("reading the tutorial's database")?;
+    let mut planned = crate::import::plan(&state.storage, &source).await?;
+    let summary = if dry_run {
+        crate::import::summarize(&planned)
+    } else {
+        crate::import::apply(&state.storage, &mut planned).await?
+    };
+    for line in crate::import::report(&planned) {
+        println!("{line}");
+    }
+    let verb = if dry_run {
+        "would be imported"
+    } else {
+        "imported"
+    };
+    println!(
+        "{} users read: {} {verb}, {} already here, {} skipped.",
+        source.len(),
+        summary.imported,
+        summary.already_here,
+        summary.skipped
+    );
     Ok(())
 }
 

@@ -354,6 +354,20 @@ pub enum Command {
     /// The master key that encrypts the secrets in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Bring the users of the tutorial's database (its users, roles and user_roles tables)
+    /// here, with their passwords (bcrypt, upgraded at their next sign-in) and roles. Users
+    /// already here are left alone, so it can be run again; every user not brought in is
+    /// reported with the reason.
+    Import {
+        /// The tutorial's database: `mysql://user:pass@host/db` (or `mariadb://`), or
+        /// `postgres://…`. Prefer the environment variable, which keeps the password off the
+        /// command line.
+        #[arg(long, env = "TOLLGATE_IMPORT_FROM", hide_env_values = true)]
+        from: SecretString,
+        /// Say what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ mod gaps;
 mod gate;
 mod guide;
 mod hardening;
+mod import;
 mod input;
 mod introspect;
 mod keys;
