@@ -365,18 +365,31 @@ impl Storage {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        let filter = "WHERE lower(username) LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\'";
+        // SQLite finds 3 characters or more through its trigram index (users_search), where
+        // the match is the phrase itself; PostgreSQL's trigram indexes serve the LIKE.
+        let indexed = self.backend() == Backend::Sqlite && query.chars().count() >= 3;
+        let (filter, needle) = if indexed {
+            (
+                "WHERE id IN (SELECT rowid FROM users_search WHERE users_search MATCH $1)",
+                format!("\"{}\"", query.replace('"', "\"\"")),
+            )
+        } else {
+            (
+                "WHERE lower(username) LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\'",
+                pattern,
+            )
+        };
         let (rows, total): (Vec<UserRow>, (i64,)) = on_pool!(self, |pool| {
             let rows = sqlx::query_as(&format!(
                 "{SELECT_USER} {filter} ORDER BY id LIMIT $2 OFFSET $3"
             ))
-            .bind(&pattern)
+            .bind(&needle)
             .bind(limit)
             .bind(offset)
             .fetch_all(pool)
             .await?;
             let total = sqlx::query_as(&format!("SELECT COUNT(*) FROM users {filter}"))
-                .bind(&pattern)
+                .bind(&needle)
                 .fetch_one(pool)
                 .await?;
             (rows, total)

@@ -1271,3 +1271,64 @@ async fn an_unknown_audit_kind_or_user_filter_is_400() {
         .await;
     assert_eq!(unknown.message(), "Invalid query string: unknown kind");
 }
+
+#[tokio::test]
+async fn search_by_any_part_stays_in_step_with_changes_to_the_users() {
+    let (app, admin) = app_with_admin().await;
+    add_users(
+        &app,
+        &[
+            ("Alice.Smith", "alice@corp.example", &[Role::User]),
+            ("bob", "bob@home.example", &[Role::User]),
+        ],
+    )
+    .await;
+    // Any part, whatever the case; through the index (3 characters or more) or not.
+    assert_eq!(
+        usernames(&search(&app, &admin, "smi").await),
+        ["Alice.Smith"]
+    );
+    assert_eq!(
+        usernames(&search(&app, &admin, "E.SMITH").await),
+        ["Alice.Smith"]
+    );
+    assert_eq!(
+        usernames(&search(&app, &admin, "corp.ex").await),
+        ["Alice.Smith"]
+    );
+    assert_eq!(usernames(&search(&app, &admin, "ob").await), ["bob"]);
+    assert_eq!(search(&app, &admin, "a\"b").await["total"], 0);
+    assert_eq!(search(&app, &admin, "\"smith\"").await["total"], 0);
+    // A deleted user is gone from it.
+    let bob = id_of(&app, "bob").await;
+    app.delete(&format!("/api/admin/users/{bob}"), Some(&admin))
+        .await
+        .assert(StatusCode::OK);
+    assert_eq!(search(&app, &admin, "home.example").await["total"], 0);
+    // A changed address is found by its new value only.
+    let alice = id_of(&app, "Alice.Smith").await;
+    // (As a confirmed address change does, straight in the database.)
+    let change = "UPDATE users SET email = 'alice@new.example' WHERE id = $1";
+    if app.db.url.starts_with("sqlite:") {
+        use sqlx::Connection;
+        let mut db = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+        sqlx::query(change)
+            .bind(alice)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    } else {
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+        sqlx::query(change)
+            .bind(alice)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    assert_eq!(search(&app, &admin, "corp.ex").await["total"], 0);
+    assert_eq!(
+        usernames(&search(&app, &admin, "new.exam").await),
+        ["Alice.Smith"]
+    );
+}
