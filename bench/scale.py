@@ -127,8 +127,8 @@ def fill(backend, url, path, n, sessions, seed):
               SELECT sha256(rtrim(translate(encode(sha256(('{seed}' || k)::bytea), 'base64'),
                                             '+/', '-_'), '=')::bytea),
                      'scale-' || k, {now}
-              FROM generate_series(0, {sessions - 1}) k;
-            VACUUM ANALYZE;""")
+              FROM generate_series(0, {sessions - 1}) k;""")
+        psql(url, "VACUUM ANALYZE")
     log(f"  filled {n} users and {sessions} sessions in {time.monotonic() - started:.0f} s")
 
 

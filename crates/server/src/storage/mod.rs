@@ -168,11 +168,7 @@ impl Storage {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
-                // Every pooled connection reads the file through one shared mapping instead of
-                // filling a page cache of its own: large indexes (the user search's) stay warm
-                // for all of them.
-                .pragma("mmap_size", "1073741824");
+                .busy_timeout(Duration::from_secs(5));
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(settings.acquire_timeout.max(Duration::from_secs(5)))

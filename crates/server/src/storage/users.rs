@@ -357,6 +357,12 @@ impl Storage {
 
     /// Users whose username or email contains `query` (case-insensitive), oldest first.
     pub async fn search_users(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
+        // SQLite finds 3 characters or more through its trigram index (users_search), asked
+        // once for every match (the page and the total from the same answer); PostgreSQL's
+        // trigram indexes serve the LIKE.
+        if self.backend() == Backend::Sqlite && query.chars().count() >= 3 {
+            return self.search_users_indexed(query, limit, offset).await;
+        }
         let pattern = format!(
             "%{}%",
             query
@@ -365,31 +371,18 @@ impl Storage {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        // SQLite finds 3 characters or more through its trigram index (users_search), where
-        // the match is the phrase itself; PostgreSQL's trigram indexes serve the LIKE.
-        let indexed = self.backend() == Backend::Sqlite && query.chars().count() >= 3;
-        let (filter, needle) = if indexed {
-            (
-                "WHERE id IN (SELECT rowid FROM users_search WHERE users_search MATCH $1)",
-                format!("\"{}\"", query.replace('"', "\"\"")),
-            )
-        } else {
-            (
-                "WHERE lower(username) LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\'",
-                pattern,
-            )
-        };
+        let filter = "WHERE lower(username) LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\'";
         let (rows, total): (Vec<UserRow>, (i64,)) = on_pool!(self, |pool| {
             let rows = sqlx::query_as(&format!(
                 "{SELECT_USER} {filter} ORDER BY id LIMIT $2 OFFSET $3"
             ))
-            .bind(&needle)
+            .bind(&pattern)
             .bind(limit)
             .bind(offset)
             .fetch_all(pool)
             .await?;
             let total = sqlx::query_as(&format!("SELECT COUNT(*) FROM users {filter}"))
-                .bind(&needle)
+                .bind(&pattern)
                 .fetch_one(pool)
                 .await?;
             (rows, total)
@@ -401,6 +394,32 @@ impl Storage {
         Ok(UserPage {
             users,
             total: total.0,
+        })
+    }
+
+    /// [`Self::search_users`] through SQLite's trigram index: the phrase matches any part of
+    /// the username or the address, whatever the case.
+    async fn search_users_indexed(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
+        let phrase = format!("\"{}\"", query.replace('"', "\"\""));
+        let ids: Vec<(i64,)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT rowid FROM users_search WHERE users_search MATCH $1 ORDER BY rowid",
+            )
+            .bind(&phrase)
+            .fetch_all(pool)
+            .await?
+        });
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ids.len());
+        let end = start
+            .saturating_add(usize::try_from(limit).unwrap_or(0))
+            .min(ids.len());
+        let mut users = Vec::with_capacity(end - start);
+        for (id,) in &ids[start..end] {
+            users.extend(self.user_by_id(*id).await?);
+        }
+        Ok(UserPage {
+            users,
+            total: i64::try_from(ids.len()).unwrap_or(i64::MAX),
         })
     }
 
