@@ -343,7 +343,7 @@ struct Inner {
 
 /// The signing keys in use: who signs when, who verifies, what is published.
 struct Keys {
-    /// (activates at, kid, key), newest first.
+    /// (activates at, kid, key), newest generation first.
     signers: Vec<(i64, String, EncodingKey)>,
     decoding: HashMap<String, DecodingKey>,
     jwks: serde_json::Value,
@@ -366,7 +366,10 @@ impl Keys {
 
     fn ed25519(keys: &[Ed25519Key]) -> anyhow::Result<Self> {
         anyhow::ensure!(!keys.is_empty(), "no Ed25519 signing key loaded");
-        let mut signers: Vec<_> = keys
+        // Newest generation first (as stored): the signer is the newest generation whose time
+        // has come, whatever the activation times of older ones, so a key made after another
+        // that is still waiting supersedes it for good (and the purge, by generation, agrees).
+        let signers: Vec<_> = keys
             .iter()
             .map(|k| {
                 (
@@ -376,7 +379,6 @@ impl Keys {
                 )
             })
             .collect();
-        signers.sort_by_key(|(at, ..)| std::cmp::Reverse(*at));
         let decoding = keys
             .iter()
             .map(|k| (k.kid.clone(), DecodingKey::from_ed_der(&k.public_key)))
@@ -401,7 +403,8 @@ impl Keys {
         })
     }
 
-    /// The key that signs at `now`: the newest whose time has come (else the oldest).
+    /// The key that signs at `now`: the newest generation whose time has come (else the
+    /// oldest).
     fn signer(&self, now: i64) -> Option<&(i64, String, EncodingKey)> {
         self.signers
             .iter()

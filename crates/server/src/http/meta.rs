@@ -2,16 +2,17 @@
 
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use axum::{
     Json,
-    extract::{MatchedPath, State},
+    extract::{ConnectInfo, MatchedPath, State},
     http::{Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
 
-use super::extract::ClientInfo;
 use crate::{
     error::{Error, Result},
     state::AppState,
@@ -95,13 +96,23 @@ pub async fn method_not_allowed() -> Error {
 /// `GET /metrics`: Prometheus exposition. On the main address it is for this machine only (a
 /// scraper on loopback, or a proxy there forwarding its own requests); `--metrics-listen`
 /// serves it on an address of its own instead.
-pub async fn metrics(State(state): State<AppState>, client: ClientInfo) -> Result<Response> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Result<Response> {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
+    let headers = request.headers();
     if state.settings.metrics_listen.is_some() {
         return Err(Error::NotFound(
             "Metrics are served on the --metrics-listen address.",
         ));
     }
-    if !client.ip.is_loopback() {
+    // The connection itself must come from this machine, and not on anyone's behalf: a
+    // reverse proxy on loopback forwarding a visitor's request is refused too.
+    let local = peer.is_none_or(|ConnectInfo(address)| address.ip().is_loopback());
+    let forwarded =
+        headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
+    if !local || forwarded {
         return Err(Error::FeatureOff(
             "Metrics are served to this machine only; give --metrics-listen to serve them on an address of their own.",
         ));

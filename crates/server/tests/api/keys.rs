@@ -175,3 +175,30 @@ async fn keys_rotate_and_list_from_the_command_line() {
     assert!(stderr(&refused).contains("eddsa"), "{}", stderr(&refused));
     let _: Value = app.get("/.well-known/jwks.json", None).await.json();
 }
+
+#[tokio::test]
+async fn a_key_made_after_one_still_waiting_supersedes_it_for_good() {
+    let app = TestApp::new().await;
+    let waiting = keys::rotate(
+        &app.state.storage,
+        &app.state.settings,
+        Duration::from_secs(2),
+        false,
+    )
+    .await
+    .unwrap();
+    let now = keys::rotate(
+        &app.state.storage,
+        &app.state.settings,
+        Duration::ZERO,
+        false,
+    )
+    .await
+    .unwrap();
+    keys::maintain(&app.state).await.unwrap();
+    assert_eq!(app.state.tokens.signing_kid(), Some(now.kid.clone()));
+    // Once the older, waiting key's time comes, the newer one still signs.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(app.state.tokens.signing_kid(), Some(now.kid));
+    assert_ne!(waiting.kid, app.state.tokens.signing_kid().unwrap());
+}

@@ -269,6 +269,17 @@ async fn metrics_are_for_this_machine_or_on_an_address_of_their_own() {
         .await;
     refused.assert(StatusCode::FORBIDDEN);
     assert!(refused.text().contains("--metrics-listen"));
+    // Nor for a visitor whose request a proxy on this machine forwards.
+    let forwarded = app
+        .send_from(
+            "127.0.0.1",
+            axum::http::Request::get("/metrics")
+                .header("x-forwarded-for", "203.0.113.9")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    forwarded.assert(StatusCode::FORBIDDEN);
 
     // With an address of their own: served there, and no longer on the main one.
     let db = TestDatabase::fresh().await;
