@@ -235,11 +235,9 @@ impl Api {
             mfa_token: mfa_token.to_owned(),
         });
         let response = raw(Method::POST, paths::MFA_PASSKEY, &body, None).await?;
-        let options: PasskeyRequestOptions = read(response).await?;
-        Ok(Factor::Passkey(Box::new(PasskeyAssertion {
-            credential: webauthn::get(options.options).await?,
-            ceremony: options.ceremony,
-        })))
+        Ok(Factor::Passkey(Box::new(
+            answer(read(response).await?).await?,
+        )))
     }
 
     /// A passkey's answer for a step-up in this session.
@@ -251,11 +249,9 @@ impl Api {
                 Body::Json(serde_json::json!({})),
             )
             .await?;
-        let options: PasskeyRequestOptions = read(response).await?;
-        Ok(Factor::Passkey(Box::new(PasskeyAssertion {
-            credential: webauthn::get(options.options).await?,
-            ceremony: options.ceremony,
-        })))
+        Ok(Factor::Passkey(Box::new(
+            answer(read(response).await?).await?,
+        )))
     }
 
     /// Signs in with a passkey alone: the browser offers the passkeys it has for this site.
@@ -267,11 +263,7 @@ impl Api {
             None,
         )
         .await?;
-        let options: PasskeyRequestOptions = read(response).await?;
-        let body = json(&PasskeyAssertion {
-            credential: webauthn::get(options.options).await?,
-            ceremony: options.ceremony,
-        });
+        let body = json(&answer(read(response).await?).await?);
         let response = raw(Method::POST, paths::PASSKEY_SIGNIN, &body, None).await?;
         let signed_in: SigninResponse = read(response).await?;
         self.signed_in(signed_in.access_token).await
@@ -537,6 +529,14 @@ impl Api {
         }
         result
     }
+}
+
+/// The browser's passkey answer to the server's options.
+async fn answer(options: PasskeyRequestOptions) -> ApiResult<PasskeyAssertion> {
+    Ok(PasskeyAssertion {
+        credential: webauthn::get(options.options).await?,
+        ceremony: options.ceremony,
+    })
 }
 
 /// A second factor: typed, or a passkey's answer.

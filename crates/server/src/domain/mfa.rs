@@ -225,7 +225,7 @@ fn authenticator(state: &AppState, user: &UserRecord, stored: &[u8]) -> Result<A
 }
 
 /// The caller's account; gone (deleted a moment ago) means a dead token: 401.
-async fn user(state: &AppState, user_id: i64) -> Result<UserRecord> {
+pub(super) async fn user(state: &AppState, user_id: i64) -> Result<UserRecord> {
     state
         .storage
         .user_by_id(user_id)

@@ -18,7 +18,7 @@ use webauthn_rs_proto::ResidentKeyRequirement;
 
 use super::{
     accounts::{SignedIn, admit, open_session},
-    mfa::{confirm_adding_factor, required_for},
+    mfa::{confirm_adding_factor, required_for, user},
     sessions::{Client, issue_access},
 };
 use crate::{
@@ -124,14 +124,6 @@ pub fn parse_name(raw: &str) -> Result<String> {
         });
     }
     Ok(name.to_owned())
-}
-
-async fn user(state: &AppState, user_id: i64) -> Result<UserRecord> {
-    state
-        .storage
-        .user_by_id(user_id)
-        .await?
-        .ok_or(Error::InvalidToken)
 }
 
 /// Starts registering a passkey, after [`confirm_adding_factor`] (as for an authenticator app:

@@ -128,6 +128,7 @@ pub async fn metrics_apart(State(state): State<AppState>) -> Response {
 /// The metrics, with the gauges sampled now.
 pub fn exposition(state: &AppState) -> Response {
     let metrics = &state.metrics;
+    let pool = state.storage.pool_stats();
     #[allow(clippy::cast_precision_loss)]
     let gauges = [
         (
@@ -143,18 +144,9 @@ pub fn exposition(state: &AppState) -> Response {
             "tollgate_verified_tokens_cached",
             state.tokens.cached() as f64,
         ),
-        (
-            "tollgate_db_pool_connections",
-            f64::from(state.storage.pool_stats().open),
-        ),
-        (
-            "tollgate_db_pool_idle_connections",
-            state.storage.pool_stats().idle as f64,
-        ),
-        (
-            "tollgate_db_pool_max_connections",
-            f64::from(state.storage.pool_stats().max),
-        ),
+        ("tollgate_db_pool_connections", f64::from(pool.open)),
+        ("tollgate_db_pool_idle_connections", pool.idle as f64),
+        ("tollgate_db_pool_max_connections", f64::from(pool.max)),
     ];
     for (name, value) in gauges {
         metrics.gauge(name, &[]).set(value);

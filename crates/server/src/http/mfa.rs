@@ -1,9 +1,9 @@
 //! Second factors: the sign-in's second step, step-up, the user's own factors, an admin's reset.
 
 use api::wire::{
-    MessageBody, MfaPasskeyRequest, MfaStatus, MfaVerifyRequest, PasskeyAssertion,
-    PasskeyRequestOptions, RecoveryCodes, RefreshResponse, StepUpRequest, TotpBeginRequest,
-    TotpConfirmRequest, TotpConfirmed, TotpEnrolment,
+    MessageBody, MfaPasskeyRequest, MfaStatus, MfaVerifyRequest, PasskeyAssertion, RecoveryCodes,
+    RefreshResponse, StepUpRequest, TotpBeginRequest, TotpConfirmRequest, TotpConfirmed,
+    TotpEnrolment,
 };
 use axum::{
     Json as JsonResponse,
@@ -15,6 +15,7 @@ use axum::{
 use super::{
     auth::{login_body, session_cookies, signin_body},
     extract::{Admin, ClientInfo, EnrollingUser, Json, Path, RecentlyVerified, RequireRole},
+    passkeys::request_options,
 };
 use crate::{
     domain::{
@@ -27,7 +28,7 @@ use crate::{
     state::AppState,
 };
 
-const NO_STORE: [(header::HeaderName, HeaderValue); 1] =
+pub(super) const NO_STORE: [(header::HeaderName, HeaderValue); 1] =
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
 
 /// The one factor a request names: a code, a recovery code, or a passkey's answer.
@@ -85,10 +86,8 @@ pub async fn begin_passkey(
     Json(body): Json<MfaPasskeyRequest>,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Signin, client.ip)?;
-    let (ceremony, options) = mfa::begin_passkey(&state, &body.mfa_token).await?;
-    Ok((
-        NO_STORE,
-        JsonResponse(PasskeyRequestOptions { ceremony, options }),
+    Ok(request_options(
+        mfa::begin_passkey(&state, &body.mfa_token).await?,
     ))
 }
 
@@ -98,10 +97,8 @@ pub async fn begin_step_up_passkey(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
 ) -> Result<impl IntoResponse> {
-    let (ceremony, options) = mfa::begin_passkey_step_up(&state, &principal).await?;
-    Ok((
-        NO_STORE,
-        JsonResponse(PasskeyRequestOptions { ceremony, options }),
+    Ok(request_options(
+        mfa::begin_passkey_step_up(&state, &principal).await?,
     ))
 }
 

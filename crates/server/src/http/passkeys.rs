@@ -4,23 +4,28 @@ use api::wire::{
     MessageBody, PasskeyAssertion, PasskeyBeginRequest, PasskeyCreationOptions, PasskeyInfo,
     PasskeyRegisterRequest, PasskeyRegistered, PasskeyRename, PasskeyRequestOptions,
 };
-use axum::{
-    Json as JsonResponse,
-    extract::State,
-    http::{HeaderValue, StatusCode, header},
-    response::IntoResponse,
-};
+use axum::{Json as JsonResponse, extract::State, http::StatusCode, response::IntoResponse};
 
 use super::{
     auth::{session_cookies, signin_body},
     extract::{ClientInfo, EnrollingUser, Json, Path, RecentlyVerified},
+    mfa::NO_STORE,
 };
+use webauthn_rs::prelude::RequestChallengeResponse;
+
 use crate::{
     domain::passkeys, error::Result, limits::Limit, state::AppState, storage::PasskeyRecord,
 };
 
-const NO_STORE: [(header::HeaderName, HeaderValue); 1] =
-    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+/// Options for `navigator.credentials.get`, with the ceremony to answer them in; never cached.
+pub fn request_options(
+    (ceremony, options): (String, RequestChallengeResponse),
+) -> impl IntoResponse {
+    (
+        NO_STORE,
+        JsonResponse(PasskeyRequestOptions { ceremony, options }),
+    )
+}
 
 pub fn info(record: PasskeyRecord) -> PasskeyInfo {
     PasskeyInfo {
@@ -121,11 +126,7 @@ pub async fn begin_sign_in(
     client: ClientInfo,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Signin, client.ip)?;
-    let (ceremony, options) = passkeys::begin_sign_in(&state).await?;
-    Ok((
-        NO_STORE,
-        JsonResponse(PasskeyRequestOptions { ceremony, options }),
-    ))
+    Ok(request_options(passkeys::begin_sign_in(&state).await?))
 }
 
 /// `POST /api/auth/passkey {ceremony, credential}`: signs in; answers as `/api/auth/signin`.

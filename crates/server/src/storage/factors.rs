@@ -21,6 +21,23 @@ macro_rules! drop_orphan_recovery_codes {
 }
 pub(crate) use drop_orphan_recovery_codes;
 
+/// Inside a transaction `$tx`: gives the user the recovery codes `$hashes`, voiding any old set.
+macro_rules! put_recovery_codes {
+    ($tx:expr, $user_id:expr, $hashes:expr) => {
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind($user_id)
+            .execute(&mut *$tx)
+            .await?;
+        for hash in $hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind($user_id)
+                .bind(hash)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
 /// A user's authenticator app.
 #[derive(Clone)]
 pub struct TotpRecord {
@@ -135,17 +152,7 @@ impl Storage {
             .rows_affected()
                 == 1;
             if confirmed {
-                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                for hash in hashes {
-                    sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
-                        .bind(user_id)
-                        .bind(hash)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                put_recovery_codes!(tx, user_id, hashes);
                 tx.commit().await?;
             }
             confirmed
@@ -157,17 +164,7 @@ impl Storage {
     pub async fn replace_recovery_codes(&self, user_id: i64, hashes: &[Vec<u8>]) -> Result<()> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            for hash in hashes {
-                sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
-                    .bind(user_id)
-                    .bind(hash)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            put_recovery_codes!(tx, user_id, hashes);
             tx.commit().await?;
         });
         Ok(())
