@@ -86,15 +86,23 @@ pub const ACCESS_COOKIE: &str = "tollgate_access";
 pub const ACCESS_TOKEN_HEADER: &str = "x-access-token";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignupRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 3, max_length = 20, pattern = "^[A-Za-z0-9._-]+$")
+    )]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 254))]
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub password: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SigninRequest {
     pub username: String,
     pub password: String,
@@ -102,6 +110,7 @@ pub struct SigninRequest {
 
 /// `POST /api/auth/login`: by address or username (the production guide's route).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
@@ -112,6 +121,7 @@ pub struct LoginRequest {
 
 /// The user in a [`LoginResponse`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LoginUser {
     pub id: i64,
@@ -125,6 +135,7 @@ pub struct LoginUser {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
     pub access_token: String,
@@ -145,6 +156,7 @@ pub mod reasons {
 
 /// The refusal of a sign-in that needs a second factor (401).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MfaChallenge {
     pub access_token: Option<String>,
@@ -158,6 +170,7 @@ pub struct MfaChallenge {
 
 /// A refusal with a machine-readable reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReasonBody {
     pub message: String,
     pub reason: String,
@@ -165,6 +178,7 @@ pub struct ReasonBody {
 
 /// `POST /api/auth/mfa/verify`: the challenge and one factor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MfaVerifyRequest {
     pub mfa_token: String,
@@ -178,6 +192,7 @@ pub struct MfaVerifyRequest {
 
 /// `POST /api/auth/mfa/step-up`: one factor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StepUpRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +205,7 @@ pub struct StepUpRequest {
 
 /// `POST /api/auth/mfa/passkey`: the options for a passkey as the sign-in's second step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MfaPasskeyRequest {
     pub mfa_token: String,
@@ -198,20 +214,25 @@ pub struct MfaPasskeyRequest {
 /// What the browser needs to ask an authenticator for an assertion (`navigator.credentials.get`),
 /// and the ceremony to send its answer back with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasskeyRequestOptions {
     pub ceremony: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub options: RequestChallengeResponse,
 }
 
 /// A passkey's answer to [`PasskeyRequestOptions`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasskeyAssertion {
     pub ceremony: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub credential: PublicKeyCredential,
 }
 
 /// `POST /api/user/passkeys/begin`: the current password (not asked of a user who must enrol).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyBeginRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,21 +241,26 @@ pub struct PasskeyBeginRequest {
 
 /// What the browser needs to create a passkey (`navigator.credentials.create`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasskeyCreationOptions {
     pub ceremony: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub options: CreationChallengeResponse,
 }
 
 /// `POST /api/user/passkeys`: the new passkey, and the name to know it by.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasskeyRegisterRequest {
     pub ceremony: String,
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub credential: RegisterPublicKeyCredential,
 }
 
 /// A registered passkey. Times are unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyInfo {
     pub id: i64,
@@ -246,6 +272,7 @@ pub struct PasskeyInfo {
 /// The answer to a registration: the passkey; the recovery codes if it is the account's first
 /// factor (shown this once); a new access token (the session has just proven the passkey).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyRegistered {
     pub passkey: PasskeyInfo,
@@ -258,6 +285,7 @@ pub struct PasskeyRegistered {
 
 /// `PATCH /api/user/passkeys/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasskeyRename {
     pub name: String,
 }
@@ -265,6 +293,7 @@ pub struct PasskeyRename {
 /// `POST /api/user/mfa/totp`: the current password (not asked of a user who must enrol, who
 /// has just given it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TotpBeginRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,6 +302,7 @@ pub struct TotpBeginRequest {
 
 /// `POST /api/user/mfa/totp`: what the authenticator app needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TotpEnrolment {
     /// Base32, to type in by hand.
     pub secret: String,
@@ -282,6 +312,7 @@ pub struct TotpEnrolment {
 
 /// `POST /api/user/mfa/totp/confirm`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TotpConfirmRequest {
     pub code: String,
 }
@@ -289,6 +320,7 @@ pub struct TotpConfirmRequest {
 /// The answer to a confirmed enrolment: recovery codes, shown this once, and a new access
 /// token (the session has just proven the factor).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TotpConfirmed {
     pub recovery_codes: Vec<String>,
@@ -298,6 +330,7 @@ pub struct TotpConfirmed {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
@@ -305,6 +338,7 @@ pub struct RecoveryCodes {
 
 /// `GET /api/user/mfa`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MfaStatus {
     pub totp: bool,
@@ -317,12 +351,14 @@ pub struct MfaStatus {
 
 /// `POST /api/auth/password/forgot`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ForgotPasswordRequest {
     pub email: String,
 }
 
 /// `POST /api/auth/password/reset`: the mailed code with the address, or the link's token.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResetPasswordRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -331,12 +367,14 @@ pub struct ResetPasswordRequest {
     pub code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub new_password: String,
 }
 
 /// `POST /api/auth/verify-email` (the link's token, or the code by a signed-in user or with
 /// the address it went to) and `POST /api/auth/email/confirm` (token, or code signed in).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfirmRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -348,6 +386,7 @@ pub struct ConfirmRequest {
 
 /// `POST /api/auth/verify-email/resend`: for the signed-in user, or for an address.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResendVerificationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
@@ -355,14 +394,17 @@ pub struct ResendVerificationRequest {
 
 /// `POST /api/auth/email/report`: the token of the link sent to the old address.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportRequest {
     pub token: String,
 }
 
 /// `POST /api/user/email`: a new address, confirmed by the current password.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeEmailRequest {
+    #[cfg_attr(feature = "openapi", schema(max_length = 254))]
     pub new_email: String,
     pub current_password: String,
 }
@@ -370,13 +412,20 @@ pub struct ChangeEmailRequest {
 /// `POST /api/admin/users`: an account made by an admin. Without a password, the user is
 /// mailed a link to choose one (`sendSetPasswordMail`, the default then).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateUserRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 3, max_length = 20, pattern = "^[A-Za-z0-9._-]+$")
+    )]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 254))]
     pub email: String,
     #[serde(default)]
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_set_password_mail: Option<bool>,
@@ -386,11 +435,14 @@ pub struct CreateUserRequest {
 
 /// `PUT /api/admin/users/{id}/password`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetPasswordRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SigninResponse {
     pub id: i64,
@@ -409,6 +461,7 @@ pub struct SigninResponse {
 
 /// `POST /api/auth/refresh` (cookie): a new access token; the rotated refresh token is in the cookie.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshResponse {
     pub access_token: String,
@@ -418,6 +471,7 @@ pub struct RefreshResponse {
 
 /// `POST /api/auth/refreshtoken`, the tutorial's body route.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshTokenRequest {
     #[serde(default)]
@@ -425,6 +479,7 @@ pub struct RefreshTokenRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshTokenResponse {
     pub access_token: String,
@@ -433,6 +488,7 @@ pub struct RefreshTokenResponse {
 
 /// One of the caller's sessions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     pub id: String,
@@ -447,14 +503,17 @@ pub struct SessionInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub new_password: String,
 }
 
 /// A user as admins see them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AdminUser {
     pub id: i64,
@@ -474,6 +533,7 @@ pub struct AdminUser {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UserList {
     pub users: Vec<AdminUser>,
@@ -483,11 +543,13 @@ pub struct UserList {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetRolesRequest {
     pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     pub id: i64,
@@ -501,6 +563,7 @@ pub struct AuditEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditPage {
     pub events: Vec<AuditEntry>,
@@ -511,6 +574,7 @@ pub struct AuditPage {
 
 /// The signed-in user's profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Profile {
     pub id: i64,
@@ -524,12 +588,14 @@ pub struct Profile {
 
 /// Every error answer, and the plain success messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageBody {
     pub message: String,
 }
 
 /// The tutorial's failed-signin body: `{"accessToken": null, "message": ...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SigninFailure {
     pub access_token: Option<String>,

@@ -4,14 +4,14 @@ mod envelope;
 
 use std::convert::Infallible;
 
-use api::wire::{ACCESS_TOKEN_HEADER, paths};
+use api::wire::ACCESS_TOKEN_HEADER;
 use axum::{
     Router,
     body::Body,
     extract::Request,
     http::{self, HeaderName, Method, header},
     response::Response,
-    routing::{any, delete, get, patch, post, put},
+    routing::{any, get},
 };
 use tower::{Service, ServiceBuilder};
 use tower_http::{
@@ -19,6 +19,8 @@ use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     trace::TraceLayer,
 };
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use envelope::EnvelopeLayer;
 pub use envelope::{CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES};
@@ -28,6 +30,7 @@ use crate::{
         admin, auth, authz, content, email, gate, introspect, meta, mfa, passkeys, sessions, ui,
         user,
     },
+    openapi::ApiDoc,
     state::AppState,
 };
 
@@ -91,93 +94,77 @@ pub fn app(
             .route("/assets/{*name}", any(gate::asset_or_forward)),
     }
     .layer(CompressionLayer::new());
+    let gate_mode = state.gate.is_some();
     let fallback = match state.gate {
         None => Router::new().fallback(ui::fallback),
         Some(_) => Router::new().fallback(gate::forward),
     };
 
+    let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(meta::healthz))
+        .routes(routes!(meta::readyz))
+        .routes(routes!(meta::jwks))
+        .routes(routes!(meta::metrics))
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::signin))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::refresh_token))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::signout))
+        .routes(routes!(sessions::list, sessions::end_others))
+        .routes(routes!(sessions::end_one))
+        .routes(routes!(email::forgot_password))
+        .routes(routes!(email::reset_password))
+        .routes(routes!(email::verify_email))
+        .routes(routes!(email::resend_verification))
+        .routes(routes!(email::confirm_email))
+        .routes(routes!(email::report_email_change))
+        .routes(routes!(email::change_email))
+        .routes(routes!(mfa::verify))
+        .routes(routes!(mfa::step_up))
+        .routes(routes!(mfa::begin_passkey))
+        .routes(routes!(mfa::begin_step_up_passkey))
+        .routes(routes!(mfa::status))
+        .routes(routes!(mfa::begin_totp, mfa::remove_totp))
+        .routes(routes!(mfa::confirm_totp))
+        .routes(routes!(mfa::regenerate_recovery_codes))
+        .routes(routes!(passkeys::list, passkeys::register))
+        .routes(routes!(passkeys::begin_registration))
+        .routes(routes!(passkeys::rename, passkeys::remove))
+        .routes(routes!(passkeys::begin_sign_in))
+        .routes(routes!(passkeys::sign_in))
+        .routes(routes!(content::public))
+        .routes(routes!(content::user))
+        .routes(routes!(content::moderator))
+        .routes(routes!(content::admin))
+        .routes(routes!(user::me))
+        .routes(routes!(user::change_password))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::get_user, admin::delete_user))
+        .routes(routes!(admin::set_roles))
+        .routes(routes!(admin::set_password))
+        .routes(routes!(admin::send_reset))
+        .routes(routes!(admin::verify_email))
+        .routes(routes!(admin::disable))
+        .routes(routes!(admin::enable))
+        .routes(routes!(admin::user_sessions, admin::end_sessions))
+        .routes(routes!(mfa::admin_reset))
+        .routes(routes!(admin::audit))
+        .routes(routes!(introspect::list_clients))
+        .routes(routes!(introspect::remove_client))
+        .routes(routes!(introspect::introspect))
+        .routes(routes!(authz::forward_auth))
+        .routes(routes!(authz::auth_request))
+        .split_for_parts();
+    let mut document = document;
+    crate::openapi::finish(&mut document);
+
     let routes = Router::new()
         .merge(ui)
         .merge(fallback)
-        .route(paths::HEALTHZ, get(meta::healthz))
-        .route(paths::READYZ, get(meta::readyz))
-        .route(paths::JWKS, get(meta::jwks))
-        .route(paths::SIGNUP, post(auth::signup))
-        .route(paths::SIGNIN, post(auth::signin))
-        .route(paths::LOGIN, post(auth::login))
-        .route(paths::PASSWORD_FORGOT, post(email::forgot_password))
-        .route(paths::PASSWORD_RESET, post(email::reset_password))
-        .route(paths::VERIFY_EMAIL, post(email::verify_email))
-        .route(paths::VERIFY_EMAIL_RESEND, post(email::resend_verification))
-        .route(paths::EMAIL_CONFIRM, post(email::confirm_email))
-        .route(paths::EMAIL_REPORT, post(email::report_email_change))
-        .route(paths::EMAIL, post(email::change_email))
-        .route(paths::MFA_VERIFY, post(mfa::verify))
-        .route(paths::MFA_STEP_UP, post(mfa::step_up))
-        .route(paths::MFA, get(mfa::status))
-        .route(
-            paths::MFA_TOTP,
-            post(mfa::begin_totp).delete(mfa::remove_totp),
-        )
-        .route(paths::MFA_TOTP_CONFIRM, post(mfa::confirm_totp))
-        .route(
-            paths::MFA_RECOVERY_CODES,
-            post(mfa::regenerate_recovery_codes),
-        )
-        .route(paths::ADMIN_USER_MFA, delete(mfa::admin_reset))
-        .route(paths::MFA_PASSKEY, post(mfa::begin_passkey))
-        .route(paths::MFA_STEP_UP_PASSKEY, post(mfa::begin_step_up_passkey))
-        .route(
-            paths::PASSKEYS,
-            get(passkeys::list).post(passkeys::register),
-        )
-        .route(paths::PASSKEYS_BEGIN, post(passkeys::begin_registration))
-        .route(
-            paths::PASSKEY,
-            patch(passkeys::rename).delete(passkeys::remove),
-        )
-        .route(paths::PASSKEY_SIGNIN_BEGIN, post(passkeys::begin_sign_in))
-        .route(paths::PASSKEY_SIGNIN, post(passkeys::sign_in))
-        .route(paths::TEST_ALL, get(content::public))
-        .route(paths::TEST_USER, get(content::user))
-        .route(paths::TEST_MOD, get(content::moderator))
-        .route(paths::TEST_ADMIN, get(content::admin))
-        .route(paths::ME, get(user::me))
-        .route(paths::PASSWORD, put(user::change_password))
-        .route(paths::REFRESH, post(auth::refresh))
-        .route(paths::REFRESH_TOKEN, post(auth::refresh_token))
-        .route(paths::LOGOUT, post(auth::logout))
-        .route(paths::SIGNOUT, post(auth::logout))
-        .route(
-            paths::SESSIONS,
-            get(sessions::list).delete(sessions::end_others),
-        )
-        .route(paths::SESSION, delete(sessions::end_one))
-        .route(
-            paths::ADMIN_USERS,
-            get(admin::list_users).post(admin::create_user),
-        )
-        .route(paths::ADMIN_USER_PASSWORD, put(admin::set_password))
-        .route(paths::ADMIN_USER_RESET_MAIL, post(admin::send_reset))
-        .route(paths::ADMIN_USER_VERIFY_EMAIL, post(admin::verify_email))
-        .route(
-            paths::ADMIN_USER,
-            get(admin::get_user).delete(admin::delete_user),
-        )
-        .route(paths::ADMIN_USER_ROLES, put(admin::set_roles))
-        .route(paths::ADMIN_USER_DISABLE, post(admin::disable))
-        .route(paths::ADMIN_USER_ENABLE, post(admin::enable))
-        .route(
-            paths::ADMIN_USER_SESSIONS,
-            get(admin::user_sessions).delete(admin::end_sessions),
-        )
-        .route(paths::ADMIN_AUDIT, get(admin::audit))
-        .route(paths::ADMIN_CLIENTS, get(introspect::list_clients))
-        .route(paths::ADMIN_CLIENT, delete(introspect::remove_client))
-        .route(paths::INTROSPECT, post(introspect::introspect))
-        .route(paths::FORWARD_AUTH, get(authz::forward_auth))
-        .route(paths::AUTH_REQUEST, get(authz::auth_request))
-        .route(paths::METRICS, get(meta::metrics))
+        .merge(api)
+        .merge(meta::documentation(document, !gate_mode))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             meta::track,

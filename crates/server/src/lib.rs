@@ -16,6 +16,7 @@ pub mod import;
 pub mod limits;
 pub mod mail;
 pub mod metrics;
+pub mod openapi;
 pub mod passkeys;
 pub mod passwords;
 pub mod revocation;

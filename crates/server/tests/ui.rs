@@ -164,6 +164,8 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
             ]
         }),
     );
+    // The console, for the CSP violations and failed loads it reports (see `BrowserLog`).
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&driver.url)
@@ -900,4 +902,75 @@ async fn a_passkey_is_added_and_signs_in_alone_or_as_the_second_step_in_the_brow
     expect_path(&root, "/profile").await;
     expect_text(&root, "#passkeys", "last used").await;
     root.close().await.unwrap();
+}
+
+/// chromedriver's console log of the page (`goog:loggingPrefs` asks for it): CSP violations
+/// and failed loads show there.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_documentation_renders_offline_under_the_csp() {
+    if !browser_available() {
+        return;
+    }
+    let server = start_server().await;
+    let driver = start_driver().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let reader = browser(&driver, &profiles.path().join("reader")).await;
+
+    // Swagger UI, from this server only (the browser resolves no other host), renders the
+    // served document: the title and every operation.
+    reader.goto(&format!("{}/docs", server.base)).await.unwrap();
+    expect_text(&reader, ".swagger-ui .info .title", "Tollgate").await;
+    let operations = reader.find_all(Locator::Css(".opblock")).await.unwrap();
+    assert!(operations.len() >= 62, "{} operations", operations.len());
+    // Its stylesheet applies: the method badges are styled.
+    let badge = reader
+        .execute(
+            "return getComputedStyle(document.querySelector('.opblock-summary-method')).minWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(badge, json!("80px"));
+    // One operation opens, with its answers.
+    click(&reader, "#operations-auth-signin .opblock-summary").await;
+    expect_text(&reader, "#operations-auth-signin", "mfa_required").await;
+    screenshots(&reader, "api-docs").await;
+
+    // Nothing was refused by the CSP, and nothing failed to load.
+    let log = reader.issue_cmd(BrowserLog).await.unwrap();
+    let problems: Vec<&serde_json::Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| {
+            entry["level"] == "SEVERE"
+                || entry["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Content Security Policy"))
+        })
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -4,12 +4,13 @@ use api::{
     Email, Password, Role, Username,
     wire::{
         AdminUser, AuditEntry, AuditPage, CreateUserRequest, MessageBody, SessionInfo,
-        SetPasswordRequest, SetRolesRequest, UserList,
+        SetPasswordRequest, SetRolesRequest, UserList, paths,
     },
 };
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
+use utoipa::IntoParams;
 
 use super::extract::{Admin, ClientInfo, Json, Path, Query, RecentlyVerified, RequireRole};
 use crate::{
@@ -20,6 +21,7 @@ use crate::{
         email::Sent,
     },
     error::{Error, Result},
+    openapi::ErrorBody,
     state::AppState,
     storage::UserRecord,
 };
@@ -49,19 +51,33 @@ fn bad_query(message: &str) -> Error {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
+    /// Any part of a username or an address, whatever the case.
     #[serde(default)]
+    #[param(max_length = 254)]
     q: String,
+    /// The page, from 1.
+    #[param(minimum = 1)]
     page: Option<u32>,
+    /// Users per page, 1 to 100 (20 unless given).
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Events about this user.
     user: Option<i64>,
+    /// Events of this kind, such as `signin`, `signin_failed`, `role_change`.
     kind: Option<String>,
+    /// The page, from 1.
+    #[param(minimum = 1)]
     page: Option<u32>,
+    /// Events per page, 1 to 100 (20 unless given).
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
@@ -87,6 +103,13 @@ fn done(message: &str) -> axum::Json<MessageBody> {
     })
 }
 
+/// `GET /api/admin/users?q=…`: users whose username or address contains `q`, oldest first.
+#[utoipa::path(get, path = paths::ADMIN_USERS, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(UserQuery),
+    responses(
+        (status = 200, description = "A page of users.", body = UserList),
+        (status = 400, description = "A query parameter is out of range.", body = ErrorBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody),
+    ))]
 pub async fn list_users(
     State(state): State<AppState>,
     _: RequireRole<Admin>,
@@ -111,6 +134,11 @@ pub async fn list_users(
     }))
 }
 
+#[utoipa::path(get, path = paths::ADMIN_USER, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user.", body = AdminUser),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+    ))]
 pub async fn get_user(
     State(state): State<AppState>,
     _: RequireRole<Admin>,
@@ -125,6 +153,13 @@ pub async fn get_user(
 }
 
 /// `PUT /api/admin/users/{id}/roles`: replaces the user's roles.
+#[utoipa::path(put, path = paths::ADMIN_USER_ROLES, tag = "admin", request_body = SetRolesRequest, security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user, with the new roles; their older tokens stop working.", body = AdminUser),
+        (status = 400, description = "A role is unknown, or none is given.", body = ErrorBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+        (status = 409, description = "The last admin would lose the admin role.", body = ErrorBody),
+    ))]
 pub async fn set_roles(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
@@ -157,6 +192,12 @@ pub async fn set_roles(
     get_user(State(state), RequireRole::trusted(admin), Path(id)).await
 }
 
+#[utoipa::path(post, path = paths::ADMIN_USER_DISABLE, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "Disabled: their sessions are over and they cannot sign in.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+        (status = 409, description = "The last admin cannot be disabled.", body = ErrorBody),
+    ))]
 pub async fn disable(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
@@ -175,6 +216,11 @@ pub async fn disable(
     Ok(done("User disabled."))
 }
 
+#[utoipa::path(post, path = paths::ADMIN_USER_ENABLE, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "Enabled.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+    ))]
 pub async fn enable(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
@@ -193,6 +239,12 @@ pub async fn enable(
     Ok(done("User enabled."))
 }
 
+#[utoipa::path(delete, path = paths::ADMIN_USER, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "Deleted, with their sessions.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+        (status = 409, description = "The last admin cannot be deleted.", body = ErrorBody),
+    ))]
 pub async fn delete_user(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
@@ -211,6 +263,11 @@ pub async fn delete_user(
     Ok(done("User deleted."))
 }
 
+#[utoipa::path(delete, path = paths::ADMIN_USER_SESSIONS, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "Every session of the user is over.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+    ))]
 pub async fn end_sessions(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
@@ -222,6 +279,13 @@ pub async fn end_sessions(
     Ok(done(&format!("{ended} session(s) ended.")))
 }
 
+/// `GET /api/admin/audit`: the audit log, newest first.
+#[utoipa::path(get, path = paths::ADMIN_AUDIT, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of events.", body = AuditPage),
+        (status = 400, description = "A query parameter is out of range, or the kind unknown.", body = ErrorBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody),
+    ))]
 pub async fn audit(
     State(state): State<AppState>,
     _: RequireRole<Admin>,
@@ -258,6 +322,13 @@ pub async fn audit(
 
 /// `POST /api/admin/users`: creates a user with any roles; without a password, the user is
 /// mailed a link to choose one (unless `sendSetPasswordMail` is false).
+#[utoipa::path(post, path = paths::ADMIN_USERS, tag = "admin", request_body = CreateUserRequest, security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 201, description = "Created.", body = AdminUser),
+        (status = 400, description = "A field is invalid, a role unknown, or the username or address taken.", body = ErrorBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody),
+        (status = 501, description = "No password given and no mail configured to send the link.", body = ErrorBody),
+    ))]
 pub async fn create_user(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
@@ -288,6 +359,12 @@ pub async fn create_user(
 }
 
 /// `PUT /api/admin/users/{id}/password {password}`: ends every session of the user.
+#[utoipa::path(put, path = paths::ADMIN_USER_PASSWORD, tag = "admin", request_body = SetPasswordRequest, security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "Set; every session of the user is over.", body = MessageBody),
+        (status = 400, description = "The password is not acceptable.", body = ErrorBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+    ))]
 pub async fn set_password(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
@@ -309,6 +386,13 @@ pub async fn set_password(
 }
 
 /// `POST /api/admin/users/{id}/password-reset`: mails the user a link to choose a password.
+#[utoipa::path(post, path = paths::ADMIN_USER_RESET_MAIL, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user is mailed a link to choose a password.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+        (status = 429, description = "A message went to this user less than a minute ago.", body = ErrorBody),
+        (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
+    ))]
 pub async fn send_reset(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
@@ -321,6 +405,11 @@ pub async fn send_reset(
 }
 
 /// `POST /api/admin/users/{id}/verify-email`.
+#[utoipa::path(post, path = paths::ADMIN_USER_VERIFY_EMAIL, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The address is marked as verified.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+    ))]
 pub async fn verify_email(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,
@@ -333,6 +422,11 @@ pub async fn verify_email(
 }
 
 /// `GET /api/admin/users/{id}/sessions`: the user's live sessions.
+#[utoipa::path(get, path = paths::ADMIN_USER_SESSIONS, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user's live sessions.", body = Vec<SessionInfo>),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+    ))]
 pub async fn user_sessions(
     State(state): State<AppState>,
     _: RequireRole<Admin>,

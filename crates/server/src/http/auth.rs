@@ -6,7 +6,7 @@ use api::{
     Email, Password, Role, Username,
     wire::{
         LoginRequest, LoginResponse, LoginUser, MessageBody, RefreshResponse, RefreshTokenRequest,
-        RefreshTokenResponse, SigninRequest, SigninResponse, SignupRequest, messages,
+        RefreshTokenResponse, SigninRequest, SigninResponse, SignupRequest, messages, paths,
     },
 };
 use axum::{
@@ -27,12 +27,21 @@ use crate::{
     },
     error::{Error, RefreshFailure, Result},
     limits::Limit,
+    openapi::{ErrorBody, SigninRefusal},
     state::AppState,
     tokens::IssuedToken,
 };
 
 /// `POST /api/auth/signup`. The per-IP limit is for anonymous clients: an admin provisioning
 /// users is not counted. A bad token is refused (401) only after being counted.
+#[utoipa::path(post, path = paths::SIGNUP, tag = "auth", request_body = SignupRequest,
+    security((), ("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "Registered.", body = MessageBody),
+        (status = 400, description = "A field is invalid, a role unknown, or the username or address taken.", body = ErrorBody),
+        (status = 401, description = "A token was sent and is not valid.", body = ErrorBody),
+        (status = 403, description = "Roles other than `user` asked for without an admin's token.", body = ErrorBody),
+    ))]
 pub async fn signup(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -74,6 +83,17 @@ pub async fn signup(
     }))
 }
 
+/// `POST /api/auth/signin`: the tutorial's sign-in. The refresh token is set in an HttpOnly
+/// cookie (and in the body only with `--refresh-token-in-body`).
+#[utoipa::path(post, path = paths::SIGNIN, tag = "auth", request_body = SigninRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = SigninResponse),
+        (status = 400, description = "The body is invalid.", body = ErrorBody),
+        (status = 401, description = "Wrong username or password (`accessToken: null`), or a \
+            second factor is needed (`reason: mfa_required`, with `mfaToken` and `methods`).",
+            body = SigninRefusal),
+        (status = 403, description = "The account is disabled, or its address is not verified.", body = ErrorBody),
+    ))]
 pub async fn signin(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -119,6 +139,14 @@ pub fn signin_body(state: &AppState, signed_in: SignedIn) -> SigninResponse {
 /// `POST /api/auth/login {email | username, password}`: the production guide's sign-in, by
 /// address or username, with the user (and their highest role) in the answer and the refresh
 /// token in its cookie.
+#[utoipa::path(post, path = paths::LOGIN, tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = LoginResponse),
+        (status = 400, description = "The body is invalid, or names neither `email` nor `username`.", body = ErrorBody),
+        (status = 401, description = "Wrong credentials, or a second factor is needed (`reason: mfa_required`).",
+            body = SigninRefusal),
+        (status = 403, description = "The account is disabled, or its address is not verified.", body = ErrorBody),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -180,6 +208,14 @@ pub fn session_cookies(
 
 /// `POST /api/auth/refresh`: the refresh token comes from the HttpOnly cookie and its
 /// successor goes back in it.
+#[utoipa::path(post, path = paths::REFRESH, tag = "auth", security(("refreshCookie" = [])),
+    responses(
+        (status = 200, description = "A new access token; the rotated refresh token is in the cookie.",
+            body = RefreshResponse),
+        (status = 401, description = "No refresh cookie, or it is unknown, reused or expired: the session is over.",
+            body = ErrorBody),
+        (status = 403, description = "A cross-site request.", body = ErrorBody),
+    ))]
 pub async fn refresh(
     State(state): State<AppState>,
     _: SameSite,
@@ -206,6 +242,13 @@ pub async fn refresh(
 
 /// `POST /api/auth/refreshtoken`: the tutorial's route, token in the body. Unlike the
 /// tutorial, the token is rotated; the cookie follows so both routes stay in step.
+#[utoipa::path(post, path = paths::REFRESH_TOKEN, tag = "auth", request_body = RefreshTokenRequest,
+    responses(
+        (status = 200, description = "A new access token and the next refresh token.", body = RefreshTokenResponse),
+        (status = 400, description = "The body is invalid.", body = ErrorBody),
+        (status = 403, description = "The refresh token is missing, unknown, reused or expired (the tutorial's answer).",
+            body = ErrorBody),
+    ))]
 pub async fn refresh_token(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -229,6 +272,12 @@ pub async fn refresh_token(
 
 /// `POST /api/auth/logout` (and `/signout`): ends the session named by the access token or,
 /// failing that, by the refresh cookie, and clears the cookie. Always succeeds.
+#[utoipa::path(post, path = paths::LOGOUT, tag = "auth",
+    security((), ("bearer" = []), ("accessToken" = []), ("refreshCookie" = [])),
+    responses(
+        (status = 200, description = "Signed out (whether or not a session was named).", body = MessageBody),
+        (status = 403, description = "A cross-site request.", body = ErrorBody),
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
     _: SameSite,
@@ -255,4 +304,20 @@ pub async fn logout(
             message: messages::SIGNED_OUT.to_owned(),
         }),
     ))
+}
+
+/// `POST /api/auth/signout`: the same as `/api/auth/logout`.
+#[utoipa::path(post, path = paths::SIGNOUT, tag = "auth",
+    security((), ("bearer" = []), ("accessToken" = []), ("refreshCookie" = [])),
+    responses(
+        (status = 200, description = "Signed out (whether or not a session was named).", body = MessageBody),
+        (status = 403, description = "A cross-site request.", body = ErrorBody),
+    ))]
+pub async fn signout(
+    state: State<AppState>,
+    same_site: SameSite,
+    client: ClientInfo,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse> {
+    logout(state, same_site, client, headers).await
 }

@@ -18,7 +18,7 @@
 
 use std::{borrow::Cow, sync::Arc};
 
-use api::wire::ACCESS_TOKEN_HEADER;
+use api::wire::{ACCESS_TOKEN_HEADER, paths};
 use axum::{
     extract::{Request, State},
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
@@ -29,6 +29,7 @@ use super::{cookies, extract};
 use crate::{
     authz::{Outcome, RequestPath, Target},
     error::{Error, Result},
+    openapi::ErrorBody,
     state::AppState,
     tokens::Principal,
 };
@@ -48,6 +49,26 @@ const LOGIN_PATH: &str = "/login";
 /// `GET /api/authz/forward-auth` (Traefik, Caddy). The request is taken whole, not its
 /// headers: axum's `HeaderMap` extractor would copy them, and this route is on every request
 /// of the protected site.
+#[utoipa::path(get, path = paths::FORWARD_AUTH, tag = "services", security((), ("bearer" = []), ("accessToken" = [])),
+    params(
+        ("X-Forwarded-Method" = String, Header, description = "The original request's method."),
+        ("X-Forwarded-Proto" = Option<String>, Header, description = "Its scheme."),
+        ("X-Forwarded-Host" = String, Header, description = "Its host."),
+        ("X-Forwarded-Uri" = String, Header, description = "Its path and query."),
+    ),
+    responses(
+        (status = 200, description = "Allowed. The identity headers are always all present (empty for an anonymous caller of a public rule).",
+            headers(
+                ("Remote-User" = String, description = "The username."),
+                ("Remote-Email" = String, description = "The address."),
+                ("Remote-Groups" = String, description = "The roles, comma-joined."),
+                ("Remote-User-Id" = String, description = "The user's id."),
+            )),
+        (status = 302, description = "A browser's page load without valid credentials: to the login page, with the original URL to return to."),
+        (status = 400, description = "The proxy did not describe the original request.", body = ErrorBody),
+        (status = 401, description = "No valid credentials: an API or XHR request, or for nginx a page load (with the login page in `Location`, for the configuration to redirect to).", body = ErrorBody),
+        (status = 403, description = "The rule's roles do not match, no rule matches, or the path is ambiguous.", body = ErrorBody),
+    ))]
 pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Result<Response> {
     let headers = request.headers();
     let original = Original::from_forwarded(headers)?;
@@ -55,6 +76,23 @@ pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Re
 }
 
 /// `GET /api/authz/auth-request` (nginx).
+#[utoipa::path(get, path = paths::AUTH_REQUEST, tag = "services", security((), ("bearer" = []), ("accessToken" = [])),
+    params(
+        ("X-Original-URL" = String, Header, description = "The original request's URL."),
+        ("X-Original-Method" = String, Header, description = "Its method."),
+    ),
+    responses(
+        (status = 200, description = "Allowed. The identity headers are always all present (empty for an anonymous caller of a public rule).",
+            headers(
+                ("Remote-User" = String, description = "The username."),
+                ("Remote-Email" = String, description = "The address."),
+                ("Remote-Groups" = String, description = "The roles, comma-joined."),
+                ("Remote-User-Id" = String, description = "The user's id."),
+            )),
+        (status = 400, description = "The proxy did not describe the original request.", body = ErrorBody),
+        (status = 401, description = "No valid credentials: an API or XHR request, or for nginx a page load (with the login page in `Location`, for the configuration to redirect to).", body = ErrorBody),
+        (status = 403, description = "The rule's roles do not match, no rule matches, or the path is ambiguous.", body = ErrorBody),
+    ))]
 pub async fn auth_request(State(state): State<AppState>, request: Request) -> Result<Response> {
     let headers = request.headers();
     let original = Original::from_nginx(headers)?;

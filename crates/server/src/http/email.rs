@@ -4,7 +4,7 @@ use api::{
     Email, Password,
     wire::{
         ChangeEmailRequest, ConfirmRequest, ForgotPasswordRequest, MessageBody, ReportRequest,
-        ResendVerificationRequest, ResetPasswordRequest, messages,
+        ResendVerificationRequest, ResetPasswordRequest, messages, paths,
     },
 };
 use axum::{
@@ -23,6 +23,7 @@ use crate::{
     },
     error::{Error, Result},
     limits::Limit,
+    openapi::ErrorBody,
     state::AppState,
 };
 
@@ -37,6 +38,12 @@ fn said(message: &str) -> impl IntoResponse + use<> {
 }
 
 /// `POST /api/auth/password/forgot {email}`: always the same 200.
+#[utoipa::path(post, path = paths::PASSWORD_FORGOT, tag = "email", request_body = ForgotPasswordRequest,
+    responses(
+        (status = 200, description = "The same answer whether or not an account uses the address.", body = MessageBody),
+        (status = 400, description = "The address is not valid.", body = ErrorBody),
+        (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
+    ))]
 pub async fn forgot_password(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -49,6 +56,12 @@ pub async fn forgot_password(
 }
 
 /// `POST /api/auth/password/reset {email, code, newPassword}` or `{token, newPassword}`.
+#[utoipa::path(post, path = paths::PASSWORD_RESET, tag = "email", request_body = ResetPasswordRequest,
+    responses(
+        (status = 200, description = "The password is reset; every session is over.", body = MessageBody),
+        (status = 400, description = "Neither a token nor an address and code; the code or link is wrong, used or expired; or the new password is not acceptable.", body = ErrorBody),
+        (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
+    ))]
 pub async fn reset_password(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -73,6 +86,14 @@ pub async fn reset_password(
 }
 
 /// `POST /api/auth/verify-email {token}` (the link), `{code}` (signed in) or `{email, code}`.
+#[utoipa::path(post, path = paths::VERIFY_EMAIL, tag = "email", request_body = ConfirmRequest,
+    security((), ("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "The address is verified.", body = MessageBody),
+        (status = 400, description = "Neither token nor code, or the code or link is wrong, used or expired.", body = ErrorBody),
+        (status = 401, description = "A code alone, without a token or the address it went to.", body = ErrorBody),
+        (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
+    ))]
 pub async fn verify_email(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -102,27 +123,43 @@ pub async fn verify_email(
 }
 
 /// `POST /api/auth/verify-email/resend`: for the signed-in caller, or `{email}`.
+#[utoipa::path(post, path = paths::VERIFY_EMAIL_RESEND, tag = "email",
+    request_body(content = Option<ResendVerificationRequest>, description = "The address, unless signed in."),
+    security((), ("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "The same answer whether or not the address needs verifying.", body = MessageBody),
+        (status = 400, description = "The address is not valid.", body = ErrorBody),
+        (status = 401, description = "Neither signed in nor an address.", body = ErrorBody),
+        (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
+    ))]
 pub async fn resend_verification(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: Option<EnrollingUser>,
-    body: Result<Json<ResendVerificationRequest>, Error>,
+    body: Option<Json<ResendVerificationRequest>>,
 ) -> Result<impl IntoResponse> {
     state.limits.check(Limit::Mail, client.ip)?;
     // A signed-in caller needs no body; anyone else names the address.
     let email = match (&caller, body) {
         (Some(_), _) => None,
-        (None, Ok(Json(ResendVerificationRequest { email: Some(raw) }))) => {
+        (None, Some(Json(ResendVerificationRequest { email: Some(raw) }))) => {
             Some(Email::parse(&raw)?)
         }
-        (None, Ok(_)) => return Err(Error::NoToken),
-        (None, Err(e)) => return Err(e),
+        (None, _) => return Err(Error::NoToken),
     };
     verify::resend(&state, caller.map(|c| c.0.user_id), email).await?;
     Ok(said(messages::VERIFY_MAIL_MAYBE_SENT))
 }
 
 /// `POST /api/user/email {newEmail, currentPassword}`.
+#[utoipa::path(post, path = paths::EMAIL, tag = "email", request_body = ChangeEmailRequest, security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "A code and link went to the new address; the change is made when confirmed.", body = MessageBody),
+        (status = 400, description = "The address is not valid or is the current one, or the password is wrong.", body = ErrorBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The token is good only for enrolling a second factor (`reason: mfa_enrollment_required`).", body = ErrorBody),
+        (status = 409, description = "The address changed in the last 7 days and can still be reported.", body = ErrorBody),
+        (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
+    ))]
 pub async fn change_email(
     State(state): State<AppState>,
     RecentlyVerified(principal): RecentlyVerified,
@@ -143,6 +180,13 @@ pub async fn change_email(
 }
 
 /// `POST /api/auth/email/confirm {token}` (the link) or `{code}` (signed in).
+#[utoipa::path(post, path = paths::EMAIL_CONFIRM, tag = "email", request_body = ConfirmRequest, security((), ("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "The address is changed.", body = MessageBody),
+        (status = 400, description = "Neither token nor code, or the code or link is wrong, used or expired; or the address is taken.", body = ErrorBody),
+        (status = 401, description = "A code without being signed in.", body = ErrorBody),
+        (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
+    ))]
 pub async fn confirm_email(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -162,6 +206,12 @@ pub async fn confirm_email(
 }
 
 /// `POST /api/auth/email/report {token}`: undoes an address change from the old address.
+#[utoipa::path(post, path = paths::EMAIL_REPORT, tag = "email", request_body = ReportRequest,
+    responses(
+        (status = 200, description = "The change is undone: the old address is back, every session is over, the password no longer works.", body = MessageBody),
+        (status = 400, description = "The link is wrong, used or expired.", body = ErrorBody),
+        (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
+    ))]
 pub async fn report_email_change(
     State(state): State<AppState>,
     client: ClientInfo,

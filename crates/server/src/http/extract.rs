@@ -8,8 +8,12 @@ use std::{
 
 use api::{Role, wire::ACCESS_TOKEN_HEADER};
 use axum::{
-    body::Body,
-    extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request},
+    body::{Body, Bytes},
+    extract::{
+        ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequest, OptionalFromRequestParts,
+        Request,
+        rejection::{JsonRejection, MissingJsonContentType},
+    },
     http::{Extensions, HeaderMap, StatusCode, header, request::Parts},
 };
 
@@ -34,9 +38,52 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
-        let request = limited(request);
-        let axum::Json(value) = axum::Json::from_request(request, state).await?;
+        if !json_content_type(request.headers()) {
+            return Err(JsonRejection::from(MissingJsonContentType::default()).into());
+        }
+        let bytes = Bytes::from_request(limited(request), state)
+            .await
+            .map_err(JsonRejection::from)?;
+        // Every body is an object: serde would read a struct from an array too.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(Error::BadBody {
+                status: StatusCode::BAD_REQUEST,
+                message: "The request body must be a JSON object.".to_owned(),
+            });
+        }
+        let axum::Json(value) = axum::Json::from_bytes(&bytes)?;
         Ok(Self(value))
+    }
+}
+
+/// `application/json`, or a `+json` type, as axum's `Json` requires.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+/// An optional JSON body: none without a `Content-Type`, else read as [`Json`] (and refused if
+/// malformed, whoever sends it).
+impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Error> {
+        if !request.headers().contains_key(header::CONTENT_TYPE) {
+            return Ok(None);
+        }
+        <Self as FromRequest<S>>::from_request(request, state)
+            .await
+            .map(Some)
     }
 }
 

@@ -6,19 +6,21 @@
 //! the client's name and secret in `Authorization: Basic`, answers the claims of a live access
 //! token and `{"active": false}` for anything else: expired, revoked, a refresh token, garbage.
 
-use api::wire::MessageBody;
+use api::wire::{MessageBody, paths};
 use axum::{
     Json as JsonResponse,
     extract::State,
     http::{HeaderMap, header},
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::extract::{Admin, Form, Path, RecentlyVerified, RequireRole};
-use crate::{domain::clients, error::Result, state::AppState};
+use crate::{domain::clients, error::Result, openapi::ErrorBody, state::AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct IntrospectionRequest {
+    /// The token to ask about.
     token: String,
     /// Accepted and ignored (RFC 7662 §2.1): only access tokens can be active here.
     #[serde(default)]
@@ -29,28 +31,43 @@ pub struct IntrospectionRequest {
     token_type_hint: Option<String>,
 }
 
-/// The answer: only `active` when the token is not a live access token.
-#[derive(Debug, Serialize)]
+/// The answer (RFC 7662 §2.2): `{"active": false}` alone unless the token is a live access
+/// token, whose claims follow then.
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Introspection {
     active: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    token: Option<ActiveToken>,
-}
-
-#[derive(Debug, Serialize)]
-struct ActiveToken {
-    sub: String,
-    username: String,
-    roles: Vec<String>,
-    exp: i64,
-    iat: i64,
-    iss: String,
-    aud: String,
-    jti: String,
-    token_type: &'static str,
+    /// The user's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    /// Role names: `user`, `moderator`, `admin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    /// `access_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
 }
 
 /// `POST /oauth/introspect`.
+#[utoipa::path(post, path = paths::INTROSPECT, tag = "services",
+    request_body(content = IntrospectionRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("serviceClient" = [])),
+    responses(
+        (status = 200, description = "The token's state; never cached.", body = Introspection),
+        (status = 400, description = "The form has no `token`.", body = ErrorBody),
+        (status = 401, description = "Not a registered service client, or a wrong secret (`WWW-Authenticate: Basic`).", body = ErrorBody),
+    ))]
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -60,10 +77,7 @@ pub async fn introspect(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     clients::authenticate(&state, authorization).await?;
-    let inactive = JsonResponse(Introspection {
-        active: false,
-        token: None,
-    });
+    let inactive = JsonResponse(Introspection::default());
     let Ok((claims, principal)) = state.tokens.verified_claims(request.token.trim()) else {
         return Ok(inactive);
     };
@@ -73,22 +87,20 @@ pub async fn introspect(
     }
     Ok(JsonResponse(Introspection {
         active: true,
-        token: Some(ActiveToken {
-            sub: claims.sub,
-            username: claims.preferred_username,
-            roles: claims.roles,
-            exp: claims.exp,
-            iat: claims.iat,
-            iss: claims.iss,
-            aud: claims.aud,
-            jti: claims.jti,
-            token_type: "access_token",
-        }),
+        sub: Some(claims.sub),
+        username: Some(claims.preferred_username),
+        roles: Some(claims.roles),
+        exp: Some(claims.exp),
+        iat: Some(claims.iat),
+        iss: Some(claims.iss),
+        aud: Some(claims.aud),
+        jti: Some(claims.jti),
+        token_type: Some("access_token"),
     }))
 }
 
 /// A client as the admin API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientView {
     name: String,
@@ -96,12 +108,17 @@ pub struct ClientView {
     last_used_at: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClientList {
     clients: Vec<ClientView>,
 }
 
 /// `GET /api/admin/clients`.
+#[utoipa::path(get, path = paths::ADMIN_CLIENTS, tag = "admin", security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "The registered service clients (their secrets are never shown).", body = ClientList),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody),
+    ))]
 pub async fn list_clients(
     State(state): State<AppState>,
     _: RequireRole<Admin>,
@@ -119,6 +136,13 @@ pub async fn list_clients(
 }
 
 /// `DELETE /api/admin/clients/{name}`.
+#[utoipa::path(delete, path = paths::ADMIN_CLIENT, tag = "admin", security(("bearer" = []), ("accessToken" = [])),
+    params(("name" = String, Path, description = "The client's name.")),
+    responses(
+        (status = 200, description = "Removed: its secret stops working at once.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody),
+        (status = 404, description = "No such client.", body = ErrorBody),
+    ))]
 pub async fn remove_client(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,

@@ -4,17 +4,22 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
+use api::wire::paths;
 use axum::{
-    Json,
+    Json, Router,
     extract::{ConnectInfo, MatchedPath, State},
     http::{Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
+    routing::get,
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::{
     error::{Error, Result},
+    openapi::{DOCUMENT_PATH, ErrorBody, VIEWER_PATH},
     state::AppState,
 };
 
@@ -22,12 +27,35 @@ use crate::{
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Liveness: touches neither the database nor the keys.
+#[utoipa::path(get, path = paths::HEALTHZ, tag = "operations",
+    responses((status = 200, description = "The process is up: `ok`.", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// What `/readyz` says: each part's verdict, `ok` or why not.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not ready`.
+    status: &'static str,
+    /// `ready`, or the failing parts.
+    message: String,
+    checks: ReadinessChecks,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadinessChecks {
+    database: String,
+    keys: String,
+}
+
 /// Readiness: the database answers, and the key this node signs with is still the stored one.
 /// 200, or 503 naming the part that fails. Never cached.
+#[utoipa::path(get, path = paths::READYZ, tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve.", body = Readiness),
+        (status = 503, description = "Not ready: the failing part is named.", body = Readiness),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let (database, keys, outage) =
         match tokio::time::timeout(READY_TIMEOUT, state.storage.signing_kids()).await {
@@ -64,11 +92,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .filter(|(_, verdict)| verdict.as_str() != "ok")
         .map(|(part, verdict)| format!("{part}: {verdict}"))
         .collect();
-    let body = json!({
-        "status": if ready { "ready" } else { "not ready" },
-        "message": if ready { "ready".to_owned() } else { failing.join("; ") },
-        "checks": { "database": database, "keys": keys },
-    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "not ready" },
+        message: if ready {
+            "ready".to_owned()
+        } else {
+            failing.join("; ")
+        },
+        checks: ReadinessChecks { database, keys },
+    };
     let status = if ready {
         StatusCode::OK
     } else {
@@ -82,11 +114,31 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// The public signing keys as a JSON Web Key Set (empty under HS256).
+#[utoipa::path(get, path = paths::JWKS, tag = "operations",
+    responses((status = 200, description = "A JSON Web Key Set (RFC 7517): `{\"keys\": […]}`, \
+        the key that signs and those published ahead or kept until their tokens expire.",
+        body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
         Json(state.tokens.jwks()),
     )
+}
+
+/// The OpenAPI document at `/api/openapi.json` and, unless the site is the upstream's (gate
+/// mode), Swagger UI at `/docs`.
+pub fn documentation(document: utoipa::openapi::OpenApi, viewer: bool) -> Router<AppState> {
+    if viewer {
+        // No online validator (its badge is an image from another host), and the base layout:
+        // the standalone one's top bar (a box to load any document by URL) draws its logo
+        // with an inline `<style>`, which our CSP refuses.
+        SwaggerUi::new(VIEWER_PATH)
+            .url(DOCUMENT_PATH, document)
+            .config(Config::default().validator_url("none").use_base_layout())
+            .into()
+    } else {
+        Router::new().route(DOCUMENT_PATH, get(move || async move { Json(document) }))
+    }
 }
 
 pub async fn method_not_allowed() -> Error {
@@ -96,6 +148,13 @@ pub async fn method_not_allowed() -> Error {
 /// `GET /metrics`: Prometheus exposition. On the main address it is for this machine only (a
 /// scraper on loopback, or a proxy there forwarding its own requests); `--metrics-listen`
 /// serves it on an address of its own instead.
+#[utoipa::path(get, path = paths::METRICS, tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition.", body = String,
+            content_type = "text/plain"),
+        (status = 403, description = "Asked from another machine, or through a proxy.", body = ErrorBody),
+        (status = 404, description = "Served on the `--metrics-listen` address instead.", body = ErrorBody),
+    ))]
 pub async fn metrics(
     State(state): State<AppState>,
     request: axum::extract::Request,

@@ -1,9 +1,9 @@
 //! Second factors: the sign-in's second step, step-up, the user's own factors, an admin's reset.
 
 use api::wire::{
-    MessageBody, MfaPasskeyRequest, MfaStatus, MfaVerifyRequest, PasskeyAssertion, RecoveryCodes,
-    RefreshResponse, StepUpRequest, TotpBeginRequest, TotpConfirmRequest, TotpConfirmed,
-    TotpEnrolment,
+    MessageBody, MfaPasskeyRequest, MfaStatus, MfaVerifyRequest, PasskeyAssertion,
+    PasskeyRequestOptions, RecoveryCodes, RefreshResponse, SigninResponse, StepUpRequest,
+    TotpBeginRequest, TotpConfirmRequest, TotpConfirmed, TotpEnrolment, paths,
 };
 use axum::{
     Json as JsonResponse,
@@ -25,6 +25,7 @@ use crate::{
     },
     error::{Error, Result},
     limits::Limit,
+    openapi::ErrorBody,
     state::AppState,
 };
 
@@ -55,6 +56,14 @@ fn factor<'a>(
 
 /// `POST /api/auth/mfa/verify {mfaToken, code | recoveryCode | passkey}`: the sign-in's second step;
 /// answers as the route the sign-in started at (`/api/auth/signin` or `/api/auth/login`).
+#[utoipa::path(post, path = paths::MFA_VERIFY, tag = "mfa", request_body = MfaVerifyRequest,
+    responses(
+        (status = 200, description = "Signed in: the answer of `/api/auth/signin` (`SigninResponse`) or of `/api/auth/login` (`LoginResponse`), as the sign-in started.",
+            body = SigninResponse),
+        (status = 400, description = "Not exactly one of `code`, `recoveryCode`, `passkey`; or a passkey ceremony that expired.", body = ErrorBody),
+        (status = 401, description = "The challenge expired or was used, or the factor was not accepted.", body = ErrorBody),
+        (status = 403, description = "The account is disabled.", body = ErrorBody),
+    ))]
 pub async fn verify(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -80,6 +89,13 @@ pub async fn verify(
 
 /// `POST /api/auth/mfa/passkey {mfaToken}`: options for proving a passkey as the sign-in's
 /// second step; the answer goes to `/api/auth/mfa/verify` as `passkey`.
+#[utoipa::path(post, path = paths::MFA_PASSKEY, tag = "mfa", request_body = MfaPasskeyRequest,
+    responses(
+        (status = 200, description = "Options for `navigator.credentials.get`, and the ceremony to answer in.", body = PasskeyRequestOptions),
+        (status = 401, description = "The challenge expired or was used.", body = ErrorBody),
+        (status = 409, description = "The user has no passkey.", body = ErrorBody),
+        (status = 501, description = "Passkeys are off: the public URL cannot be a relying party.", body = ErrorBody),
+    ))]
 pub async fn begin_passkey(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -93,6 +109,13 @@ pub async fn begin_passkey(
 
 /// `POST /api/auth/mfa/step-up/passkey`: options for proving a passkey as a step-up; the
 /// answer goes to `/api/auth/mfa/step-up` as `passkey`.
+#[utoipa::path(post, path = paths::MFA_STEP_UP_PASSKEY, tag = "mfa", security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "Options for `navigator.credentials.get`, and the ceremony to answer in.", body = PasskeyRequestOptions),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody),
+        (status = 409, description = "The caller has no passkey.", body = ErrorBody),
+        (status = 501, description = "Passkeys are off: the public URL cannot be a relying party.", body = ErrorBody),
+    ))]
 pub async fn begin_step_up_passkey(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -104,6 +127,13 @@ pub async fn begin_step_up_passkey(
 
 /// `POST /api/auth/mfa/step-up {code | recoveryCode | passkey}`: proves a factor again; a new access
 /// token says so.
+#[utoipa::path(post, path = paths::MFA_STEP_UP, tag = "mfa", request_body = StepUpRequest, security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "A new access token that records the proof.", body = RefreshResponse),
+        (status = 400, description = "Not exactly one of `code`, `recoveryCode`, `passkey`.", body = ErrorBody),
+        (status = 401, description = "No valid token, or the factor was not accepted.", body = ErrorBody),
+        (status = 409, description = "The caller has no second factor.", body = ErrorBody),
+    ))]
 pub async fn step_up(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -128,6 +158,11 @@ pub async fn step_up(
 }
 
 /// `GET /api/user/mfa`: what the caller has set up.
+#[utoipa::path(get, path = paths::MFA, tag = "mfa", security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "The caller's factors.", body = MfaStatus),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody),
+    ))]
 pub async fn status(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -146,6 +181,13 @@ pub async fn status(
 }
 
 /// `POST /api/user/mfa/totp`: starts setting up an authenticator app.
+#[utoipa::path(post, path = paths::MFA_TOTP, tag = "mfa", request_body = TotpBeginRequest, security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "The secret for the authenticator app; confirm it with a code.", body = TotpEnrolment),
+        (status = 400, description = "The current password is missing or wrong.", body = ErrorBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody),
+        (status = 409, description = "An authenticator app is set up already.", body = ErrorBody),
+    ))]
 pub async fn begin_totp(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -169,6 +211,13 @@ pub async fn begin_totp(
 }
 
 /// `POST /api/user/mfa/totp/confirm {code}`: the first code confirms the app.
+#[utoipa::path(post, path = paths::MFA_TOTP_CONFIRM, tag = "mfa", request_body = TotpConfirmRequest, security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "Confirmed: recovery codes (shown once) and a new access token.", body = TotpConfirmed),
+        (status = 400, description = "No enrolment was started.", body = ErrorBody),
+        (status = 401, description = "No valid token, or the code was not accepted.", body = ErrorBody),
+        (status = 409, description = "An authenticator app is set up already.", body = ErrorBody),
+    ))]
 pub async fn confirm_totp(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -189,6 +238,12 @@ pub async fn confirm_totp(
 }
 
 /// `DELETE /api/user/mfa/totp`: needs a recently proven factor.
+#[utoipa::path(delete, path = paths::MFA_TOTP, tag = "mfa", security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "Removed.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The token is good only for enrolling a second factor (`reason: mfa_enrollment_required`).", body = ErrorBody),
+        (status = 409, description = "No authenticator app, or the caller's role requires a second factor.", body = ErrorBody),
+    ))]
 pub async fn remove_totp(
     State(state): State<AppState>,
     RecentlyVerified(principal): RecentlyVerified,
@@ -201,6 +256,12 @@ pub async fn remove_totp(
 }
 
 /// `POST /api/user/mfa/recovery-codes`: a new set, shown once; the old set stops working.
+#[utoipa::path(post, path = paths::MFA_RECOVERY_CODES, tag = "mfa", security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "A new set, shown once; the old set stops working.", body = RecoveryCodes),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The token is good only for enrolling a second factor (`reason: mfa_enrollment_required`).", body = ErrorBody),
+        (status = 409, description = "The caller has no second factor.", body = ErrorBody),
+    ))]
 pub async fn regenerate_recovery_codes(
     State(state): State<AppState>,
     RecentlyVerified(principal): RecentlyVerified,
@@ -213,6 +274,11 @@ pub async fn regenerate_recovery_codes(
 
 /// `DELETE /api/admin/users/{id}/mfa`: removes every factor of the user and ends their
 /// sessions.
+#[utoipa::path(delete, path = paths::ADMIN_USER_MFA, tag = "admin", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "Every factor of the user is removed and their sessions are over.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The caller is not an admin.", body = ErrorBody), (status = 404, description = "No such user.", body = ErrorBody),
+    ))]
 pub async fn admin_reset(
     State(state): State<AppState>,
     RequireRole(admin, ..): RequireRole<Admin>,

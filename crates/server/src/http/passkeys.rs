@@ -3,6 +3,7 @@
 use api::wire::{
     MessageBody, PasskeyAssertion, PasskeyBeginRequest, PasskeyCreationOptions, PasskeyInfo,
     PasskeyRegisterRequest, PasskeyRegistered, PasskeyRename, PasskeyRequestOptions,
+    SigninResponse, paths,
 };
 use axum::{Json as JsonResponse, extract::State, http::StatusCode, response::IntoResponse};
 
@@ -14,7 +15,8 @@ use super::{
 use webauthn_rs::prelude::RequestChallengeResponse;
 
 use crate::{
-    domain::passkeys, error::Result, limits::Limit, state::AppState, storage::PasskeyRecord,
+    domain::passkeys, error::Result, limits::Limit, openapi::ErrorBody, state::AppState,
+    storage::PasskeyRecord,
 };
 
 /// Options for `navigator.credentials.get`, with the ceremony to answer them in; never cached.
@@ -37,6 +39,11 @@ pub fn info(record: PasskeyRecord) -> PasskeyInfo {
 }
 
 /// `GET /api/user/passkeys`.
+#[utoipa::path(get, path = paths::PASSKEYS, tag = "mfa", security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "The caller's passkeys.", body = Vec<PasskeyInfo>),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -46,6 +53,14 @@ pub async fn list(
 }
 
 /// `POST /api/user/passkeys/begin {currentPassword}`: options for `navigator.credentials.create`.
+#[utoipa::path(post, path = paths::PASSKEYS_BEGIN, tag = "mfa", request_body = PasskeyBeginRequest, security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "Options for `navigator.credentials.create`, and the ceremony to answer in.", body = PasskeyCreationOptions),
+        (status = 400, description = "The current password is missing or wrong.", body = ErrorBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody),
+        (status = 409, description = "The account has as many passkeys as it may.", body = ErrorBody),
+        (status = 501, description = "Passkeys are off: the public URL cannot be a relying party.", body = ErrorBody),
+    ))]
 pub async fn begin_registration(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -66,6 +81,14 @@ pub async fn begin_registration(
 }
 
 /// `POST /api/user/passkeys {ceremony, name, credential}`: the authenticator's answer.
+#[utoipa::path(post, path = paths::PASSKEYS, tag = "mfa", request_body = PasskeyRegisterRequest, security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 201, description = "Registered: the passkey, recovery codes if it is the first factor (shown once), and a new access token.", body = PasskeyRegistered),
+        (status = 400, description = "The name is not valid, the ceremony expired, or the answer does not verify.", body = ErrorBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody),
+        (status = 409, description = "The passkey is registered already, or the account has as many as it may.", body = ErrorBody),
+        (status = 501, description = "Passkeys are off: the public URL cannot be a relying party.", body = ErrorBody),
+    ))]
 pub async fn register(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -95,6 +118,13 @@ pub async fn register(
 }
 
 /// `PATCH /api/user/passkeys/{id} {name}`.
+#[utoipa::path(patch, path = paths::PASSKEY, tag = "mfa", request_body = PasskeyRename, security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The passkey's id.")),
+    responses(
+        (status = 200, description = "Renamed.", body = MessageBody),
+        (status = 400, description = "The name is not valid.", body = ErrorBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody),
+        (status = 404, description = "No such passkey of the caller.", body = ErrorBody),
+    ))]
 pub async fn rename(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -108,6 +138,13 @@ pub async fn rename(
 }
 
 /// `DELETE /api/user/passkeys/{id}`: needs a recently proven factor.
+#[utoipa::path(delete, path = paths::PASSKEY, tag = "mfa", security(("bearer" = []), ("accessToken" = [])), params(("id" = i64, Path, description = "The passkey's id.")),
+    responses(
+        (status = 200, description = "Removed.", body = MessageBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The token is good only for enrolling a second factor (`reason: mfa_enrollment_required`).", body = ErrorBody),
+        (status = 404, description = "No such passkey of the caller.", body = ErrorBody),
+        (status = 409, description = "It is the last factor of a user whose role requires one.", body = ErrorBody),
+    ))]
 pub async fn remove(
     State(state): State<AppState>,
     RecentlyVerified(principal): RecentlyVerified,
@@ -121,6 +158,11 @@ pub async fn remove(
 }
 
 /// `POST /api/auth/passkey/begin`: options for signing in with a passkey alone.
+#[utoipa::path(post, path = paths::PASSKEY_SIGNIN_BEGIN, tag = "auth",
+    responses(
+        (status = 200, description = "Options for `navigator.credentials.get` (any discoverable passkey), and the ceremony to answer in.", body = PasskeyRequestOptions),
+        (status = 501, description = "Passkeys are off: the public URL cannot be a relying party.", body = ErrorBody),
+    ))]
 pub async fn begin_sign_in(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -130,6 +172,14 @@ pub async fn begin_sign_in(
 }
 
 /// `POST /api/auth/passkey {ceremony, credential}`: signs in; answers as `/api/auth/signin`.
+#[utoipa::path(post, path = paths::PASSKEY_SIGNIN, tag = "auth", request_body = PasskeyAssertion,
+    responses(
+        (status = 200, description = "Signed in, as by `/api/auth/signin`.", body = SigninResponse),
+        (status = 400, description = "The body is invalid, or the ceremony expired or was used.", body = ErrorBody),
+        (status = 401, description = "The passkey was not accepted.", body = ErrorBody),
+        (status = 403, description = "The account is disabled, or its address is not verified.", body = ErrorBody),
+        (status = 501, description = "Passkeys are off: the public URL cannot be a relying party.", body = ErrorBody),
+    ))]
 pub async fn sign_in(
     State(state): State<AppState>,
     client: ClientInfo,

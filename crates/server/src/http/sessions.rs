@@ -1,6 +1,6 @@
 //! The caller's own sessions.
 
-use api::wire::{MessageBody, SessionInfo};
+use api::wire::{MessageBody, SessionInfo, paths};
 use axum::{Json, extract::State};
 
 use super::extract::{AuthUser, ClientInfo, Path};
@@ -8,9 +8,16 @@ use crate::{
     clock::{rfc3339, unix_now},
     domain::sessions::{end_other_sessions, end_own_session},
     error::{Error, Result},
+    openapi::ErrorBody,
     state::AppState,
 };
 
+/// `GET /api/auth/sessions`: the caller's live sessions.
+#[utoipa::path(get, path = paths::SESSIONS, tag = "auth", security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "The caller's live sessions, `current` marking this one.", body = Vec<SessionInfo>),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody), (status = 403, description = "The token is good only for enrolling a second factor (`reason: mfa_enrollment_required`).", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
@@ -42,6 +49,13 @@ pub async fn sessions_of(
 }
 
 /// `DELETE /api/auth/sessions/{id}`: ends one of the caller's sessions (the current one too).
+#[utoipa::path(delete, path = paths::SESSION, tag = "auth", security(("bearer" = []), ("accessToken" = [])),
+    params(("id" = String, Path, description = "The session's id, from the list.")),
+    responses(
+        (status = 200, description = "The session is over: its tokens stop working at once.", body = MessageBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody), (status = 403, description = "The token is good only for enrolling a second factor (`reason: mfa_enrollment_required`).", body = ErrorBody),
+        (status = 404, description = "No such session of the caller.", body = ErrorBody),
+    ))]
 pub async fn end_one(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
@@ -64,6 +78,11 @@ pub async fn end_one(
 }
 
 /// `DELETE /api/auth/sessions`: ends every session of the caller but the current one.
+#[utoipa::path(delete, path = paths::SESSIONS, tag = "auth", security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "Every other session is over.", body = MessageBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody), (status = 403, description = "The token is good only for enrolling a second factor (`reason: mfa_enrollment_required`).", body = ErrorBody),
+    ))]
 pub async fn end_others(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,

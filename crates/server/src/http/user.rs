@@ -2,7 +2,7 @@
 
 use api::{
     Password,
-    wire::{ChangePasswordRequest, MessageBody, Profile},
+    wire::{ChangePasswordRequest, MessageBody, Profile, paths},
 };
 use axum::extract::State;
 use time::format_description::well_known::Rfc3339;
@@ -12,9 +12,17 @@ use crate::{
     domain::accounts,
     error::{Error, Result},
     limits::Limit,
+    openapi::ErrorBody,
     state::AppState,
 };
 
+/// `GET /api/user/me`: the caller's profile.
+#[utoipa::path(get, path = paths::ME, tag = "user", security(("bearer" = []), ("accessToken" = [])),
+    responses(
+        (status = 200, description = "The caller's profile.", body = Profile),
+        (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody),
+        (status = 404, description = "The account was deleted.", body = ErrorBody),
+    ))]
 pub async fn me(
     State(state): State<AppState>,
     EnrollingUser(principal): EnrollingUser,
@@ -39,6 +47,13 @@ pub async fn me(
 }
 
 /// `PUT /api/user/password`: needs the current password; ends every other session.
+#[utoipa::path(put, path = paths::PASSWORD, tag = "user", security(("bearer" = []), ("accessToken" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed; every other session is over.", body = MessageBody),
+        (status = 400, description = "The current password is wrong, or the new one is not acceptable.", body = ErrorBody),
+        (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The token is good only for enrolling a second factor (`reason: mfa_enrollment_required`).", body = ErrorBody),
+    ))]
 pub async fn change_password(
     State(state): State<AppState>,
     RecentlyVerified(principal): RecentlyVerified,

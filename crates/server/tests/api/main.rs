@@ -21,6 +21,7 @@ mod keys;
 mod mail_sink;
 mod mfa;
 mod nodes;
+mod openapi;
 mod ops;
 mod outage;
 mod passkeys;
