@@ -125,6 +125,11 @@ impl AppState {
                 if let Err(e) = keys::maintain(&state).await {
                     tracing::warn!(error = %e, "maintaining the signing keys failed");
                 }
+                if round.is_multiple_of(30)
+                    && let Err(e) = state.storage.refresh_search_hints().await
+                {
+                    tracing::warn!(error = %e, "sampling users for the admin search failed");
+                }
                 if round.is_multiple_of(10)
                     && let Err(e) = state.storage.purge_expired(unix_now()).await
                 {

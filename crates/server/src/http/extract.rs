@@ -48,7 +48,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
             return Err(Error::BadBody {
                 status: StatusCode::BAD_REQUEST,
-                message: "The request body must be a JSON object.".to_owned(),
+                message: "Invalid request body: expected a JSON object.".to_owned(),
             });
         }
         let axum::Json(value) = axum::Json::from_bytes(&bytes)?;

@@ -9,6 +9,7 @@ mod health;
 mod keys;
 mod passkeys;
 mod revocations;
+mod search;
 mod secrets;
 mod sessions;
 mod throttle;
@@ -102,6 +103,7 @@ pub(crate) enum Pool {
 pub struct Storage {
     pool: Pool,
     health: Arc<Health>,
+    search_hints: Arc<search::SearchHints>,
 }
 
 /// How to reach the database.
@@ -193,6 +195,7 @@ impl Storage {
         Ok(Self {
             pool,
             health: Arc::default(),
+            search_hints: Arc::default(),
         })
     }
 

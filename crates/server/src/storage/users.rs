@@ -358,43 +358,61 @@ impl Storage {
     /// Users whose username or email contains `query` (case-insensitive), oldest first.
     pub async fn search_users(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
         // SQLite finds 3 characters or more through its trigram index (users_search), asked
-        // once for every match (the page and the total from the same answer); PostgreSQL's
-        // trigram indexes serve the LIKE.
+        // once for every match (the page and the total from the same answer); PostgreSQL
+        // through its trigram indexes, probed for the uncommon part of the query.
         if self.backend() == Backend::Sqlite && query.chars().count() >= 3 {
             return self.search_users_indexed(query, limit, offset).await;
         }
-        let pattern = format!(
-            "%{}%",
-            query
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
+        let needle = query.to_lowercase();
+        let like = |text: &str| {
+            format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        };
+        // The index looks up the probe; the query itself is checked on what it finds, by
+        // position (which no index answers, so the planner cannot probe for it instead).
+        let probe = like(self.search_hints.probe(&needle));
+        let position = match self.backend() {
+            Backend::Sqlite => "instr",
+            Backend::Postgres => "strpos",
+        };
+        let filter = format!(
+            "WHERE (lower(username) LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\') \
+             AND ({position}(lower(username), $2) > 0 OR {position}(email, $2) > 0)"
         );
-        let filter = "WHERE lower(username) LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\'";
-        let (rows, total): (Vec<UserRow>, (i64,)) = on_pool!(self, |pool| {
-            let rows = sqlx::query_as(&format!(
-                "{SELECT_USER} {filter} ORDER BY id LIMIT $2 OFFSET $3"
+        let (ids, total): (Vec<(i64, i64)>, Option<(i64,)>) = on_pool!(self, |pool| {
+            let ids: Vec<(i64, i64)> = sqlx::query_as(&format!(
+                "SELECT id, COUNT(*) OVER () FROM users {filter} ORDER BY id LIMIT $3 OFFSET $4"
             ))
-            .bind(&pattern)
+            .bind(&probe)
+            .bind(&needle)
             .bind(limit)
             .bind(offset)
             .fetch_all(pool)
             .await?;
-            let total = sqlx::query_as(&format!("SELECT COUNT(*) FROM users {filter}"))
-                .bind(&pattern)
-                .fetch_one(pool)
-                .await?;
-            (rows, total)
+            // Past the last page the window counted nothing: count apart.
+            let total = if ids.is_empty() && offset > 0 {
+                Some(
+                    sqlx::query_as(&format!("SELECT COUNT(*) FROM users {filter}"))
+                        .bind(&probe)
+                        .bind(&needle)
+                        .fetch_one(pool)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            (ids, total)
         });
-        let mut users = Vec::with_capacity(rows.len());
-        for row in rows {
-            users.extend(self.with_roles(Some(row)).await?);
+        let total = total.map_or_else(|| ids.first().map_or(0, |(_, total)| *total), |(t,)| t);
+        let mut users = Vec::with_capacity(ids.len());
+        for (id, _) in ids {
+            users.extend(self.user_by_id(id).await?);
         }
-        Ok(UserPage {
-            users,
-            total: total.0,
-        })
+        Ok(UserPage { users, total })
     }
 
     /// [`Self::search_users`] through SQLite's trigram index: the phrase matches any part of

@@ -1332,3 +1332,50 @@ async fn search_by_any_part_stays_in_step_with_changes_to_the_users() {
         ["Alice.Smith"]
     );
 }
+
+/// On PostgreSQL, with enough users for the search to learn which trigrams are common, a
+/// query made mostly of them (`user5000` among `user0` … `user59999`) is looked up by its
+/// uncommon part and still finds exactly the users that contain it, with the right total.
+#[tokio::test]
+async fn a_search_made_of_common_trigrams_finds_exactly_what_contains_it() {
+    let db = crate::support::TestDatabase::fresh().await;
+    let storage = db.storage().await;
+    let Some(pool) = storage.postgres_pool() else {
+        return; // SQLite searches its own trigram table, tested above.
+    };
+    sqlx::query(
+        "INSERT INTO users (username, email, password_hash, created_at, updated_at) \
+         SELECT 'user' || g, 'user' || g || '@scale.example', 'x', now(), now() \
+         FROM generate_series(0, 59999) g",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE users").execute(pool).await.unwrap();
+    storage.refresh_search_hints().await.unwrap();
+
+    let names = |page: &tollgate::storage::UserPage| {
+        page.users
+            .iter()
+            .map(|u| u.username.clone())
+            .collect::<Vec<_>>()
+    };
+    let found = storage.search_users("USER5000", 20, 0).await.unwrap();
+    let expected: Vec<String> = ["user5000".to_owned()]
+        .into_iter()
+        .chain((50000..50010).map(|n| format!("user{n}")))
+        .collect();
+    assert_eq!(names(&found), expected);
+    assert_eq!(found.total, 11);
+    // A later page, and past the last one: the total all the same.
+    let second = storage.search_users("user5000", 5, 5).await.unwrap();
+    assert_eq!(names(&second), expected[5..10]);
+    assert_eq!(second.total, 11);
+    let past = storage.search_users("user5000", 20, 40).await.unwrap();
+    assert!(past.users.is_empty());
+    assert_eq!(past.total, 11);
+    // A fragment of the addresses: every tenth user.
+    let fragment = storage.search_users("9@scale.", 3, 0).await.unwrap();
+    assert_eq!(names(&fragment), ["user9", "user19", "user29"]);
+    assert_eq!(fragment.total, 6000);
+}
