@@ -18,7 +18,8 @@ then prints them side by side with the ratio, against the goals: no figure at th
 worse than 2x its small value, search p99 < 50 ms, start-up < 2 s. Exit 1 if a goal is missed.
 
 Environment: SCALE_USERS (1000000), SCALE_SMALL (1000), SCALE_SESSIONS (100000),
-SCALE_TOKENS (100000), SCALE_SECONDS (10), SCALE_POSTGRES_URL, BENCH_SKIP_BUILD=1, BENCH_BIN.
+SCALE_TOKENS (100000), SCALE_SECONDS (10), SCALE_POSTGRES_URL, SCALE_BACKENDS (sqlite,postgres:
+the ones to measure), BENCH_SKIP_BUILD=1, BENCH_BIN.
 """
 
 import base64
@@ -306,6 +307,8 @@ def main():
     if POSTGRES and psql_binary() is None:
         raise SystemExit("psql is required for SCALE_POSTGRES_URL")
     backends = ["sqlite"] + (["postgres"] if POSTGRES else [])
+    if os.environ.get("SCALE_BACKENDS"):
+        backends = [b for b in os.environ["SCALE_BACKENDS"].split(",") if b in backends]
     missed = []
     for backend in backends:
         small, large = measure(backend, SMALL), measure(backend, USERS)

@@ -30,7 +30,7 @@ use crate::{
         admin, auth, authz, content, email, gate, introspect, meta, mfa, passkeys, sessions, ui,
         user,
     },
-    openapi::ApiDoc,
+    openapi::{self, ApiDoc},
     state::AppState,
 };
 
@@ -100,7 +100,8 @@ pub fn app(
         Some(_) => Router::new().fallback(gate::forward),
     };
 
-    let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    // The API: each route's path and description come from its handler's `#[utoipa::path]`.
+    let (api, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::jwks))
@@ -157,8 +158,7 @@ pub fn app(
         .routes(routes!(authz::forward_auth))
         .routes(routes!(authz::auth_request))
         .split_for_parts();
-    let mut document = document;
-    crate::openapi::finish(&mut document);
+    openapi::finish(&mut document);
 
     let routes = Router::new()
         .merge(ui)

@@ -1,21 +1,21 @@
-//! What the admin search needs besides its indexes, on PostgreSQL: which trigrams are too
-//! common to look up.
+//! What the admin search needs besides its indexes: which trigrams are too common to look up.
 //!
-//! A `pg_trgm` GIN index answers `LIKE '%…%'` by reading the entries of every trigram of the
-//! pattern, and a trigram that most users share (`use` and `ser` when every name starts with
+//! A trigram index (`pg_trgm` GIN on PostgreSQL, FTS5's trigram tokenizer on SQLite) answers a
+//! search for any part of a name by reading the entries of every trigram of the query, and a
+//! trigram that most users share (`use` and `ser` when every name starts with
 //! `user`, `com` in addresses) has an entry as long as the table: at a million users, reading two
 //! of them costs more than everything else a search does. Like a search engine's stop words,
 //! those trigrams are left out of the index probe: the probe looks up the longest stretch of the
 //! query whose trigrams are all uncommon, and the query itself is checked on the rows it finds.
 //! Which trigrams are common is learnt from a sample of the users, taken at start-up and every
-//! half hour.
+//! half hour (and only past 50 000 users: below, every entry is short).
 
 use std::{
     collections::{HashMap, HashSet},
     sync::RwLock,
 };
 
-use super::Storage;
+use super::{Pool, Storage};
 use crate::error::Result;
 
 /// A trigram in more than this share of the sampled users is common.
@@ -109,27 +109,53 @@ impl SearchHints {
 }
 
 impl Storage {
-    /// Samples the users to learn which trigrams are common (PostgreSQL; see the module).
+    /// Samples the users to learn which trigrams are common (see the module).
     pub async fn refresh_search_hints(&self) -> Result<()> {
-        let Some(pool) = self.postgres_pool() else {
-            return Ok(());
+        let sample: Vec<(String, String)> = match &self.pool {
+            Pool::Postgres(pool) => {
+                // The planner's estimate of the table's rows: no count.
+                let (estimate,): (f32,) =
+                    sqlx::query_as("SELECT reltuples FROM pg_class WHERE oid = 'users'::regclass")
+                        .fetch_one(pool)
+                        .await?;
+                let estimate = f64::from(estimate);
+                if estimate < SAMPLE_FROM {
+                    Vec::new()
+                } else {
+                    #[expect(clippy::cast_possible_truncation, reason = "a percentage, 0 to 100")]
+                    let percent = (SAMPLE_ROWS / estimate * 100.0).min(100.0) as f32;
+                    sqlx::query_as(
+                        "SELECT lower(username), email FROM users TABLESAMPLE SYSTEM ($1)",
+                    )
+                    .bind(percent)
+                    .fetch_all(pool)
+                    .await?
+                }
+            }
+            Pool::Sqlite(pool) => {
+                // Ids are dense enough: the largest stands for the count, and random ids
+                // below it for a sample (no scan either way).
+                let (largest,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM users")
+                    .fetch_one(pool)
+                    .await?;
+                #[expect(clippy::cast_precision_loss, reason = "compared with a threshold")]
+                let estimate = largest.unwrap_or(0) as f64;
+                if estimate < SAMPLE_FROM {
+                    Vec::new()
+                } else {
+                    sqlx::query_as(
+                        "WITH RECURSIVE draw(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM draw \
+                         WHERE n < $1) \
+                         SELECT lower(username), email FROM users WHERE id IN \
+                         (SELECT abs(random()) % $2 + 1 FROM draw)",
+                    )
+                    .bind(SAMPLE_ROWS)
+                    .bind(largest)
+                    .fetch_all(pool)
+                    .await?
+                }
+            }
         };
-        let (estimate,): (f32,) =
-            sqlx::query_as("SELECT reltuples FROM pg_class WHERE oid = 'users'::regclass")
-                .fetch_one(pool)
-                .await?;
-        let estimate = f64::from(estimate);
-        if estimate < SAMPLE_FROM {
-            self.search_hints.learn([]);
-            return Ok(());
-        }
-        #[expect(clippy::cast_possible_truncation, reason = "a percentage, 0 to 100")]
-        let percent = (SAMPLE_ROWS / estimate * 100.0).min(100.0) as f32;
-        let sample: Vec<(String, String)> =
-            sqlx::query_as("SELECT lower(username), email FROM users TABLESAMPLE SYSTEM ($1)")
-                .bind(percent)
-                .fetch_all(pool)
-                .await?;
         self.search_hints
             .learn(sample.iter().map(|(u, e)| (u.as_str(), e.as_str())));
         Ok(())

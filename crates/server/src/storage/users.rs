@@ -416,16 +416,27 @@ impl Storage {
     }
 
     /// [`Self::search_users`] through SQLite's trigram index: the phrase matches any part of
-    /// the username or the address, whatever the case.
+    /// the username or the address, whatever the case. The index is asked for the probe (see
+    /// [`super::search`]); when that is only part of the query, the query itself is checked on
+    /// the rows found.
     async fn search_users_indexed(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
-        let phrase = format!("\"{}\"", query.replace('"', "\"\""));
+        let needle = query.to_lowercase();
+        let probe = self.search_hints.probe(&needle);
+        let phrase = format!("\"{}\"", probe.replace('"', "\"\""));
+        let sql = if probe == needle {
+            "SELECT rowid FROM users_search WHERE users_search MATCH $1 ORDER BY rowid"
+        } else {
+            "SELECT s.rowid FROM users_search s JOIN users u ON u.id = s.rowid \
+             WHERE users_search MATCH $1 \
+               AND (instr(lower(u.username), $2) > 0 OR instr(u.email, $2) > 0) \
+             ORDER BY s.rowid"
+        };
         let ids: Vec<(i64,)> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT rowid FROM users_search WHERE users_search MATCH $1 ORDER BY rowid",
-            )
-            .bind(&phrase)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(sql)
+                .bind(&phrase)
+                .bind(&needle)
+                .fetch_all(pool)
+                .await?
         });
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ids.len());
         let end = start

@@ -1333,25 +1333,36 @@ async fn search_by_any_part_stays_in_step_with_changes_to_the_users() {
     );
 }
 
-/// On PostgreSQL, with enough users for the search to learn which trigrams are common, a
-/// query made mostly of them (`user5000` among `user0` … `user59999`) is looked up by its
-/// uncommon part and still finds exactly the users that contain it, with the right total.
+/// With enough users for the search to learn which trigrams are common, a query made mostly of
+/// them (`user5000` among `user0` … `user59999`) is looked up by its uncommon part and still
+/// finds exactly the users that contain it, with the right total.
 #[tokio::test]
 async fn a_search_made_of_common_trigrams_finds_exactly_what_contains_it() {
     let db = crate::support::TestDatabase::fresh().await;
     let storage = db.storage().await;
-    let Some(pool) = storage.postgres_pool() else {
-        return; // SQLite searches its own trigram table, tested above.
-    };
-    sqlx::query(
-        "INSERT INTO users (username, email, password_hash, created_at, updated_at) \
-         SELECT 'user' || g, 'user' || g || '@scale.example', 'x', now(), now() \
-         FROM generate_series(0, 59999) g",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query("ANALYZE users").execute(pool).await.unwrap();
+    if let Some(pool) = storage.postgres_pool() {
+        sqlx::query(
+            "INSERT INTO users (username, email, password_hash, created_at, updated_at) \
+             SELECT 'user' || g, 'user' || g || '@scale.example', 'x', now(), now() \
+             FROM generate_series(0, 59999) g",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query("ANALYZE users").execute(pool).await.unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        sqlx::query(
+            "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < 59999) \
+             INSERT INTO users (username, email, password_hash, created_at, updated_at) \
+             SELECT 'user' || n, 'user' || n || '@scale.example', 'x', \
+                    '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM g",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
     storage.refresh_search_hints().await.unwrap();
 
     let names = |page: &tollgate::storage::UserPage| {
