@@ -22,6 +22,7 @@ pub const BEARER: &str = "bearer";
 pub const ACCESS_TOKEN: &str = "accessToken";
 pub const REFRESH_COOKIE: &str = "refreshCookie";
 pub const SERVICE_CLIENT: &str = "serviceClient";
+pub const ACCESS_COOKIE: &str = "accessCookie";
 
 /// Every refusal: a message for people, and for some a `reason` for programs
 /// (`mfa_required`, `step_up_required`, `mfa_enrollment_required`). Sign-in refusals carry
@@ -55,9 +56,9 @@ pub struct SigninRefusal {
             sign-in, role-protected content) with sessions, second factors, passkeys, mail \
             flows, an admin API, forward-auth for reverse proxies and token introspection.\n\n\
             Access tokens go in `Authorization: Bearer` or, as the tutorial sends them, \
-            `x-access-token`. Errors are JSON `{\"message\": …}`; any status not listed for \
-            an operation (429 with `Retry-After` when rate-limited, 503 with `Retry-After` \
-            when the database cannot take the request, 413, 415, …) has that shape too.",
+            `x-access-token`. Errors are JSON `{\"message\": …}`. Besides the answers each \
+            operation lists, hyper may refuse a malformed request itself (400, 414, 431), \
+            with the same body.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&SecuritySchemes),
@@ -105,6 +106,14 @@ impl Modify for SecuritySchemes {
             ))),
         );
         components.add_security_scheme(
+            ACCESS_COOKIE,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                api::wire::ACCESS_COOKIE,
+                "The HttpOnly access cookie set at sign-in, for page loads of the sites \
+                 forward-auth protects.",
+            ))),
+        );
+        components.add_security_scheme(
             SERVICE_CLIENT,
             SecurityScheme::Http(
                 HttpBuilder::new()
@@ -118,17 +127,16 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Completes the document the router collected: every operation gets a `default` answer, the
-/// error body, for the statuses it shares with every other (rate limits, an unavailable
-/// database, a body too large, …).
+/// Completes the document the router collected: every operation gets the error answers it
+/// shares with every other, where its handler does not describe them itself. All: 429
+/// (rate-limited, with `Retry-After`) and 503 (the database cannot take the request now, or
+/// too many password checks are queued; with `Retry-After`). With a body: 400 (malformed),
+/// 408 (sent too slowly), 413 (over 64 KiB), 415 (not the documented type). With path
+/// parameters: 400 (malformed identifier).
 pub fn finish(doc: &mut openapi::OpenApi) {
-    {
-        let default: RefOr<Response> = ResponseBuilder::new()
-            .description(
-                "Any other refusal or failure, such as 429 (rate-limited, with `Retry-After`), \
-                 503 (the database cannot take the request now, with `Retry-After`), 413 (body \
-                 over 64 KiB) or 415 (not JSON).",
-            )
+    let error = |description: &str| -> RefOr<Response> {
+        ResponseBuilder::new()
+            .description(description)
             .content(
                 "application/json",
                 ContentBuilder::new()
@@ -137,25 +145,59 @@ pub fn finish(doc: &mut openapi::OpenApi) {
                     ))))
                     .build(),
             )
-            .into();
-        for item in doc.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                operation.summary = operation.summary.take().map(|s| without_route(&s));
-                operation.description = operation.description.take().map(|s| without_route(&s));
-                operation
-                    .responses
-                    .responses
-                    .entry("default".to_owned())
-                    .or_insert_with(|| default.clone());
+            .into()
+    };
+    let shared = [
+        (
+            "429",
+            "Too many requests: retry after `Retry-After` seconds.",
+        ),
+        (
+            "503",
+            "The database cannot take the request now, or the server is busy: retry after \
+             `Retry-After` seconds. Nothing was changed.",
+        ),
+    ];
+    let with_body = [
+        (
+            "400",
+            "The body is not valid JSON, or a field is missing or of the wrong type.",
+        ),
+        ("408", "The body was not received in time."),
+        ("413", "The body is over 64 KiB."),
+        ("415", "The body is not of the documented type."),
+    ];
+    let with_path = [("400", "An identifier in the path is malformed.")];
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.summary = operation.summary.take().map(|s| without_route(&s));
+            operation.description = operation.description.take().map(|s| without_route(&s));
+            let has_body = operation.request_body.is_some();
+            let has_path = operation.parameters.as_ref().is_some_and(|parameters| {
+                parameters
+                    .iter()
+                    .any(|p| {
+                        matches!(p, RefOr::T(p) if p.parameter_in == openapi::path::ParameterIn::Path)
+                    })
+            });
+            let answers = &mut operation.responses.responses;
+            let extra = shared
+                .iter()
+                .chain(with_body.iter().filter(|_| has_body))
+                .chain(with_path.iter().filter(|_| has_path));
+            for (status, description) in extra {
+                answers
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| error(description));
             }
         }
     }

@@ -49,7 +49,7 @@ const LOGIN_PATH: &str = "/login";
 /// `GET /api/authz/forward-auth` (Traefik, Caddy). The request is taken whole, not its
 /// headers: axum's `HeaderMap` extractor would copy them, and this route is on every request
 /// of the protected site.
-#[utoipa::path(get, path = paths::FORWARD_AUTH, tag = "services", security((), ("bearer" = []), ("accessToken" = [])),
+#[utoipa::path(get, path = paths::FORWARD_AUTH, tag = "services", security((), ("bearer" = []), ("accessToken" = []), ("accessCookie" = [])),
     params(
         ("X-Forwarded-Method" = String, Header, description = "The original request's method."),
         ("X-Forwarded-Proto" = Option<String>, Header, description = "Its scheme."),
@@ -76,7 +76,7 @@ pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Re
 }
 
 /// `GET /api/authz/auth-request` (nginx).
-#[utoipa::path(get, path = paths::AUTH_REQUEST, tag = "services", security((), ("bearer" = []), ("accessToken" = [])),
+#[utoipa::path(get, path = paths::AUTH_REQUEST, tag = "services", security((), ("bearer" = []), ("accessToken" = []), ("accessCookie" = [])),
     params(
         ("X-Original-URL" = String, Header, description = "The original request's URL."),
         ("X-Original-Method" = String, Header, description = "Its method."),

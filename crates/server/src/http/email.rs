@@ -92,6 +92,7 @@ pub async fn reset_password(
         (status = 200, description = "The address is verified.", body = MessageBody),
         (status = 400, description = "Neither token nor code, or the code or link is wrong, used or expired.", body = ErrorBody),
         (status = 401, description = "A code alone, without a token or the address it went to.", body = ErrorBody),
+        (status = 403, description = "Address verification is turned off on this server.", body = ErrorBody),
         (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
     ))]
 pub async fn verify_email(
@@ -130,6 +131,7 @@ pub async fn verify_email(
         (status = 200, description = "The same answer whether or not the address needs verifying.", body = MessageBody),
         (status = 400, description = "The address is not valid.", body = ErrorBody),
         (status = 401, description = "Neither signed in nor an address.", body = ErrorBody),
+        (status = 403, description = "Address verification is turned off on this server.", body = ErrorBody),
         (status = 501, description = "No mail is configured on this server.", body = ErrorBody),
     ))]
 pub async fn resend_verification(
@@ -145,6 +147,7 @@ pub async fn resend_verification(
         (None, Some(Json(ResendVerificationRequest { email: Some(raw) }))) => {
             Some(Email::parse(&raw)?)
         }
+        // Neither signed in nor an address: the token is what is missing.
         (None, _) => return Err(Error::NoToken),
     };
     verify::resend(&state, caller.map(|c| c.0.user_id), email).await?;

@@ -44,16 +44,41 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(limited(request), state)
             .await
             .map_err(JsonRejection::from)?;
-        // Every body is an object: serde would read a struct from an array too.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            return Err(Error::BadBody {
-                status: StatusCode::BAD_REQUEST,
-                message: "Invalid request body: expected a JSON object.".to_owned(),
-            });
-        }
-        let axum::Json(value) = axum::Json::from_bytes(&bytes)?;
-        Ok(Self(value))
+        json_object(&bytes).map(Self)
     }
+}
+
+/// An optional JSON body: none when the body is empty (whatever its `Content-Type`), else read
+/// as [`Json`] (and refused if malformed, whoever sends it).
+impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Error> {
+        let is_json = json_content_type(request.headers());
+        let bytes = Bytes::from_request(limited(request), state)
+            .await
+            .map_err(JsonRejection::from)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        if !is_json {
+            return Err(JsonRejection::from(MissingJsonContentType::default()).into());
+        }
+        json_object(&bytes).map(|value| Some(Self(value)))
+    }
+}
+
+/// A body read as a JSON object. Every body is one: serde would read a struct from an array
+/// too.
+fn json_object<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Error> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Error::BadBody {
+            status: StatusCode::BAD_REQUEST,
+            message: "Invalid request body: expected a JSON object.".to_owned(),
+        });
+    }
+    let axum::Json(value) = axum::Json::from_bytes(bytes)?;
+    Ok(value)
 }
 
 /// `application/json`, or a `+json` type, as axum's `Json` requires.
@@ -70,21 +95,6 @@ fn json_content_type(headers: &HeaderMap) -> bool {
     };
     kind.eq_ignore_ascii_case("application")
         && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
-}
-
-/// An optional JSON body: none without a `Content-Type`, else read as [`Json`] (and refused if
-/// malformed, whoever sends it).
-impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for Json<T> {
-    type Rejection = Error;
-
-    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Error> {
-        if !request.headers().contains_key(header::CONTENT_TYPE) {
-            return Ok(None);
-        }
-        <Self as FromRequest<S>>::from_request(request, state)
-            .await
-            .map(Some)
-    }
 }
 
 /// The request with its body cut off at [`MAX_BODY_BYTES`] (axum's extractors answer 413).

@@ -93,7 +93,7 @@ pub async fn verify(
     responses(
         (status = 200, description = "Options for `navigator.credentials.get`, and the ceremony to answer in.", body = PasskeyRequestOptions),
         (status = 401, description = "The challenge expired or was used.", body = ErrorBody),
-        (status = 409, description = "The user has no passkey.", body = ErrorBody),
+        (status = 404, description = "The user has no passkey.", body = ErrorBody),
         (status = 501, description = "Passkeys are off: the public URL cannot be a relying party.", body = ErrorBody),
     ))]
 pub async fn begin_passkey(
@@ -113,7 +113,7 @@ pub async fn begin_passkey(
     responses(
         (status = 200, description = "Options for `navigator.credentials.get`, and the ceremony to answer in.", body = PasskeyRequestOptions),
         (status = 401, description = "No token, or it is invalid, expired or revoked.", body = ErrorBody),
-        (status = 409, description = "The caller has no passkey.", body = ErrorBody),
+        (status = 404, description = "The caller has no passkey.", body = ErrorBody),
         (status = 501, description = "Passkeys are off: the public URL cannot be a relying party.", body = ErrorBody),
     ))]
 pub async fn begin_step_up_passkey(
@@ -242,7 +242,8 @@ pub async fn confirm_totp(
     responses(
         (status = 200, description = "Removed.", body = MessageBody),
         (status = 401, description = "No valid token; or a second factor was not proven recently (`reason: step_up_required`): prove one at `/api/auth/mfa/step-up`, then retry.", body = ErrorBody), (status = 403, description = "The token is good only for enrolling a second factor (`reason: mfa_enrollment_required`).", body = ErrorBody),
-        (status = 409, description = "No authenticator app, or the caller's role requires a second factor.", body = ErrorBody),
+        (status = 404, description = "No authenticator app is set up.", body = ErrorBody),
+        (status = 409, description = "The caller's role requires a second factor.", body = ErrorBody),
     ))]
 pub async fn remove_totp(
     State(state): State<AppState>,

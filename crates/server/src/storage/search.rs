@@ -67,8 +67,10 @@ impl SearchHints {
 
     /// The part of `query` (lower-cased) for the index to look up: its longest stretch whose
     /// trigrams are all uncommon. The whole query when none of its trigrams is common, when
-    /// all are, or when it is shorter than a trigram.
-    pub fn probe<'q>(&self, query: &'q str) -> &'q str {
+    /// all are, or when it is shorter than a trigram. With `words_only` (pg_trgm, which makes
+    /// trigrams of letters and digits only), a trigram with any other character is left out
+    /// of the stretch too.
+    pub fn probe<'q>(&self, query: &'q str, words_only: bool) -> &'q str {
         let Ok(common) = self.common.read() else {
             return query;
         };
@@ -83,7 +85,11 @@ impl SearchHints {
             .collect();
         let windows = bounds.len().saturating_sub(3);
         let uncommon: Vec<bool> = (0..windows)
-            .map(|i| !common.contains(&query[bounds[i]..bounds[i + 3]]))
+            .map(|i| {
+                let window = &query[bounds[i]..bounds[i + 3]];
+                !common.contains(window)
+                    && (!words_only || window.chars().all(char::is_alphanumeric))
+            })
             .collect();
         // The longest run of uncommon windows: (first window, how many).
         let (mut best, mut run_start, mut run) = ((0, 0), 0, 0);
@@ -184,20 +190,23 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         // `use` and `ser` are in every name, `er5` in 11 of 100; `r50` in one.
-        assert_eq!(hints.probe("user500007"), "r500007");
-        assert_eq!(hints.probe("333346@"), "333346@");
+        assert_eq!(hints.probe("user500007", false), "r500007");
+        assert_eq!(hints.probe("333346@", false), "333346@");
         // Only common trigrams, or too short: the query as it is.
-        assert_eq!(hints.probe("user"), "user");
-        assert_eq!(hints.probe("us"), "us");
-        assert_eq!(hints.probe("@scale.example"), "@scale.example");
+        assert_eq!(hints.probe("user", false), "user");
+        assert_eq!(hints.probe("us", false), "us");
+        assert_eq!(hints.probe("@scale.example", false), "@scale.example");
+        // For pg_trgm, no stretch across punctuation.
+        assert_eq!(hints.probe("333346@", true), "333346");
+        assert_eq!(hints.probe("user500007", true), "r500007");
     }
 
     #[test]
     fn without_a_sample_the_probe_is_the_query() {
         let hints = SearchHints::default();
-        assert_eq!(hints.probe("user500007"), "user500007");
+        assert_eq!(hints.probe("user500007", false), "user500007");
         let hints = hints_of_few();
-        assert_eq!(hints.probe("alice"), "alice");
+        assert_eq!(hints.probe("alice", false), "alice");
     }
 
     fn hints_of_few() -> SearchHints {
@@ -207,6 +216,6 @@ mod tests {
     #[test]
     fn the_probe_cuts_at_character_boundaries() {
         let hints = hints(&[("ééé", "x@y.z"); 10]);
-        assert_eq!(hints.probe("éééabcd"), "ééabcd");
+        assert_eq!(hints.probe("éééabcd", false), "ééabcd");
     }
 }

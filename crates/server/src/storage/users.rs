@@ -363,6 +363,9 @@ impl Storage {
         if self.backend() == Backend::Sqlite && query.chars().count() >= 3 {
             return self.search_users_indexed(query, limit, offset).await;
         }
+        if query.is_empty() {
+            return self.all_users(limit, offset).await;
+        }
         let needle = query.to_lowercase();
         let like = |text: &str| {
             format!(
@@ -374,7 +377,10 @@ impl Storage {
         };
         // The index looks up the probe; the query itself is checked on what it finds, by
         // position (which no index answers, so the planner cannot probe for it instead).
-        let probe = like(self.search_hints.probe(&needle));
+        let probe = like(
+            self.search_hints
+                .probe(&needle, self.backend() == Backend::Postgres),
+        );
         let position = match self.backend() {
             Backend::Sqlite => "instr",
             Backend::Postgres => "strpos",
@@ -415,13 +421,33 @@ impl Storage {
         Ok(UserPage { users, total })
     }
 
+    /// Every user, oldest first: a page and the count (no search to keep the page's rows for).
+    async fn all_users(&self, limit: i64, offset: i64) -> Result<UserPage> {
+        let (ids, (total,)): (Vec<(i64,)>, (i64,)) = on_pool!(self, |pool| {
+            let ids = sqlx::query_as("SELECT id FROM users ORDER BY id LIMIT $1 OFFSET $2")
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total = sqlx::query_as("SELECT COUNT(*) FROM users")
+                .fetch_one(pool)
+                .await?;
+            (ids, total)
+        });
+        let mut users = Vec::with_capacity(ids.len());
+        for (id,) in ids {
+            users.extend(self.user_by_id(id).await?);
+        }
+        Ok(UserPage { users, total })
+    }
+
     /// [`Self::search_users`] through SQLite's trigram index: the phrase matches any part of
     /// the username or the address, whatever the case. The index is asked for the probe (see
     /// [`super::search`]); when that is only part of the query, the query itself is checked on
     /// the rows found.
     async fn search_users_indexed(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
         let needle = query.to_lowercase();
-        let probe = self.search_hints.probe(&needle);
+        let probe = self.search_hints.probe(&needle, false);
         let phrase = format!("\"{}\"", probe.replace('"', "\"\""));
         let sql = if probe == needle {
             "SELECT rowid FROM users_search WHERE users_search MATCH $1 ORDER BY rowid"

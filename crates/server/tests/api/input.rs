@@ -167,3 +167,54 @@ async fn unknown_routes_and_methods_answer_in_json() {
     wrong_method.assert(StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.message(), "Method not allowed.");
 }
+
+/// A route whose body is optional (resending the verification mail: signed in, no body is
+/// needed) takes an empty body of any type as none, and refuses a body it cannot read.
+#[tokio::test]
+async fn an_optional_body_may_be_empty_but_not_malformed() {
+    let app = TestApp::new().await;
+    let resend = "/api/auth/verify-email/resend";
+    let cases = [
+        // No body from an anonymous caller: the token (or an address) is what is missing.
+        (
+            post_raw(resend, None, ""),
+            StatusCode::UNAUTHORIZED,
+            "No token",
+        ),
+        (
+            post_raw(resend, Some("application/x-www-form-urlencoded"), ""),
+            StatusCode::UNAUTHORIZED,
+            "No token",
+        ),
+        (
+            post_raw(resend, Some("application/json"), "  "),
+            StatusCode::UNAUTHORIZED,
+            "No token",
+        ),
+        // A body is read as JSON whoever sends it.
+        (
+            post_raw(resend, None, "{\"email\":\"a@b.co\"}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type: application/json",
+        ),
+        (
+            post_raw(resend, Some("application/json"), "[]"),
+            StatusCode::BAD_REQUEST,
+            "expected a JSON object",
+        ),
+        (
+            post_raw(resend, Some("application/json"), "{\"email\": {}}"),
+            StatusCode::BAD_REQUEST,
+            "Invalid request body",
+        ),
+    ];
+    for (request, status, fragment) in cases {
+        let response = app.send(request).await;
+        response.assert(status);
+        assert!(
+            response.message().contains(fragment),
+            "{}",
+            response.message()
+        );
+    }
+}
