@@ -292,10 +292,27 @@ async fn users_are_found_by_part_of_username_or_email_whatever_the_case() {
         &[
             ("Erin.Case", "erin@example.com", &[Role::User]),
             ("dave", "D.Smith@Mail.Test", &[Role::User]),
-            ("frank", "frank@example.com", &[Role::User]),
+            ("frank", "frank@example.com", &[Role::User, Role::Moderator]),
         ],
     )
     .await;
+
+    // Each user found comes with their own roles (the admin's address is at example.com too).
+    let found = search(&app, &admin, "example.com").await;
+    let roles: Vec<&Value> = found["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| &u["roles"])
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            &json!(["ROLE_ADMIN"]),
+            &json!(["ROLE_USER"]),
+            &json!(["ROLE_USER", "ROLE_MODERATOR"])
+        ]
+    );
 
     // By username, in any case (PostgreSQL's LIKE is case-sensitive, so this is not free).
     for q in ["erin.case", "ERIN.C", "rin.Ca"] {
