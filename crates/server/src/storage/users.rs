@@ -1,5 +1,7 @@
 //! Users and their roles.
 
+use std::collections::HashMap;
+
 use api::{Email, Role, Username};
 use time::OffsetDateTime;
 
@@ -79,6 +81,17 @@ macro_rules! insert_roles {
             .await?;
         }
     };
+}
+
+/// A role name read from the database; an unknown one is left out, with a warning.
+fn stored_role(name: &str, user_id: i64) -> Option<Role> {
+    match Role::parse(name) {
+        Ok(role) => Some(role),
+        Err(unknown) => {
+            tracing::warn!(role = %unknown.0, user_id, "ignoring unknown role in database");
+            None
+        }
+    }
 }
 
 /// A user and its roles, as a [`UserRecord`].
@@ -343,13 +356,7 @@ impl Storage {
         });
         Ok(names
             .into_iter()
-            .filter_map(|(name,)| match Role::parse(&name) {
-                Ok(role) => Some(role),
-                Err(unknown) => {
-                    tracing::warn!(role = %unknown.0, user_id, "ignoring unknown role in database");
-                    None
-                }
-            })
+            .filter_map(|(name,)| stored_role(&name, user_id))
             .collect())
     }
 
@@ -388,15 +395,12 @@ impl Storage {
             }
             (rows, roles.fetch_all(pool).await?)
         });
-        let mut by_user: std::collections::HashMap<i64, Vec<Role>> =
-            std::collections::HashMap::new();
+        let mut by_user: HashMap<i64, Vec<Role>> = HashMap::new();
         for (user_id, name) in roles {
-            match Role::parse(&name) {
-                Ok(role) => by_user.entry(user_id).or_default().push(role),
-                Err(unknown) => {
-                    tracing::warn!(role = %unknown.0, user_id, "ignoring unknown role in database");
-                }
-            }
+            by_user
+                .entry(user_id)
+                .or_default()
+                .extend(stored_role(&name, user_id));
         }
         Ok(rows
             .into_iter()
