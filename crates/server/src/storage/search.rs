@@ -1,13 +1,19 @@
-//! What the admin search needs besides its indexes: which trigrams are too common to look up.
+//! What the admin search needs besides its indexes: how common each trigram is.
 //!
 //! A trigram index (`pg_trgm` GIN on PostgreSQL, FTS5's trigram tokenizer on SQLite) answers a
-//! search for any part of a name by reading the entries of every trigram of the query, and a
-//! trigram that most users share (`use` and `ser` when every name starts with
-//! `user`, `com` in addresses) has an entry as long as the table: at a million users, reading two
-//! of them costs more than everything else a search does. Like a search engine's stop words,
-//! those trigrams are left out of the index probe: the probe looks up the longest stretch of the
-//! query whose trigrams are all uncommon, and the query itself is checked on the rows it finds.
-//! Which trigrams are common is learnt from a sample of the users, taken at start-up and every
+//! search for any part of a name by reading the entries of the query's trigrams, and a trigram
+//! that most users share (`use` and `ser` when every name starts with `user`, `com` in
+//! addresses) has an entry as long as the table: at a million users, reading two of them costs
+//! more than everything else a search does. So the index is asked about the uncommon part of the
+//! query only, and the query itself is checked on the rows it finds:
+//!
+//! - PostgreSQL probes its indexes with the longest stretch of the query whose trigrams are all
+//!   uncommon ([`SearchHints::probe`]);
+//! - SQLite's index keeps which rows hold a trigram, not where (`detail = none`, a fifth of
+//!   the size), and is asked for the rows holding all of the query's two or three rarest
+//!   trigrams ([`SearchHints::lookups`]).
+//!
+//! How common each trigram is, is learnt from a sample of the users, taken at start-up and every
 //! half hour (and only past 50 000 users: below, every entry is short).
 
 use std::{
@@ -24,15 +30,95 @@ const COMMON_SHARE: f64 = 0.05;
 const SAMPLE_ROWS: f64 = 10_000.0;
 /// Below this many users, every trigram is cheap to look up: no sample is taken.
 const SAMPLE_FROM: f64 = 50_000.0;
+/// Trigrams in fewer sampled users than this are not counted (they are all rare, and a sample
+/// of random text would otherwise keep every trigram it read).
+const COUNTED_FROM: usize = 5;
+/// The most trigrams a lookup reads, chosen among this many of the query's rarest.
+const MOST_LOOKUPS: usize = 3;
+const RAREST_CONSIDERED: usize = 8;
+/// Checking a row the index found costs about this many times as much as reading one index
+/// entry (measured at a million users: ~1 µs against ~25 ns).
+const ROW_VERSUS_ENTRY: f64 = 40.0;
 
-/// The trigrams common among users, as the last sample found them.
+/// What the last sample of users found.
 #[derive(Debug, Default)]
 pub struct SearchHints {
-    common: RwLock<HashSet<String>>,
+    learnt: RwLock<Learnt>,
+}
+
+#[derive(Debug, Default)]
+struct Learnt {
+    /// Users sampled; none when the table was too small to need it.
+    rows: usize,
+    /// How many sampled users have each trigram, for trigrams counted at least
+    /// [`COUNTED_FROM`] times.
+    counts: HashMap<String, usize>,
+    /// The trigrams in more than [`COMMON_SHARE`] of the sampled users.
+    common: HashSet<String>,
+}
+
+impl Learnt {
+    /// The share of users estimated to have `trigram`.
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "counts of a sample; exact to 2^52 rows"
+    )]
+    fn share(&self, trigram: &str) -> f64 {
+        // An uncounted trigram is somewhere below COUNTED_FROM: take half of it.
+        let count = self
+            .counts
+            .get(trigram)
+            .map_or(COUNTED_FROM as f64 / 2.0, |count| *count as f64);
+        count / self.rows.max(1) as f64
+    }
+
+    /// What looking up `choice` costs, in index entries per user: its entries, and the rows
+    /// they leave to check. Trigrams are taken as independent where they do not overlap; a
+    /// trigram sharing characters with another narrows by its new characters only.
+    fn cost(&self, choice: &[Trigram<'_>]) -> f64 {
+        let mut choice = choice.to_vec();
+        choice.sort_by_key(|t| t.at);
+        let (mut entries, mut left, mut covered) = (0.0, 1.0, 0);
+        for trigram in &choice {
+            let share = self.share(trigram.text);
+            let new = (trigram.at + 3).saturating_sub(trigram.at.max(covered));
+            entries += share;
+            #[expect(clippy::cast_precision_loss, reason = "0 to 3")]
+            let narrowing = share.powf(new as f64 / 3.0);
+            left *= narrowing;
+            covered = covered.max(trigram.at + 3);
+        }
+        entries + left * ROW_VERSUS_ENTRY
+    }
+}
+
+/// A trigram of a query: where it starts (in characters and in bytes) and its text.
+#[derive(Debug, Clone, Copy)]
+struct Trigram<'q> {
+    at: usize,
+    start: usize,
+    text: &'q str,
+}
+
+/// The trigrams of `query`, in order.
+fn trigrams(query: &str) -> Vec<Trigram<'_>> {
+    // Byte offsets of every character, and of the end.
+    let bounds: Vec<usize> = query
+        .char_indices()
+        .map(|(at, _)| at)
+        .chain([query.len()])
+        .collect();
+    (0..bounds.len().saturating_sub(3))
+        .map(|at| Trigram {
+            at,
+            start: bounds[at],
+            text: &query[bounds[at]..bounds[at + 3]],
+        })
+        .collect()
 }
 
 impl SearchHints {
-    /// Learns the common trigrams from a sample of (lower-cased username, address) pairs.
+    /// Learns how common trigrams are from a sample of (lower-cased username, address) pairs.
     fn learn<'a>(&self, sample: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let mut rows = 0usize;
         let mut counts: HashMap<String, usize> = HashMap::new();
@@ -40,15 +126,13 @@ impl SearchHints {
             rows += 1;
             let mut seen = HashSet::new();
             for text in [username, email] {
-                let chars: Vec<char> = text.chars().collect();
-                for window in chars.windows(3) {
-                    seen.insert(window.iter().collect::<String>());
-                }
+                seen.extend(trigrams(text).into_iter().map(|trigram| trigram.text));
             }
             for trigram in seen {
-                *counts.entry(trigram).or_default() += 1;
+                *counts.entry(trigram.to_owned()).or_default() += 1;
             }
         }
+        counts.retain(|_, count| *count >= COUNTED_FROM);
         #[expect(
             clippy::cast_precision_loss,
             reason = "a share of a sample; exact to 2^52 rows"
@@ -56,12 +140,16 @@ impl SearchHints {
         let threshold = rows as f64 * COMMON_SHARE;
         #[expect(clippy::cast_precision_loss, reason = "as above")]
         let common = counts
-            .into_iter()
-            .filter(|(_, count)| *count as f64 > threshold)
-            .map(|(trigram, _)| trigram)
+            .iter()
+            .filter(|(_, count)| **count as f64 > threshold)
+            .map(|(trigram, _)| trigram.clone())
             .collect();
-        if let Ok(mut guard) = self.common.write() {
-            *guard = common;
+        if let Ok(mut guard) = self.learnt.write() {
+            *guard = Learnt {
+                rows,
+                counts,
+                common,
+            };
         }
     }
 
@@ -71,30 +159,19 @@ impl SearchHints {
     /// trigrams of letters and digits only), a trigram with any other character is left out
     /// of the stretch too.
     pub fn probe<'q>(&self, query: &'q str, words_only: bool) -> &'q str {
-        let Ok(common) = self.common.read() else {
+        let Ok(learnt) = self.learnt.read() else {
             return query;
         };
-        if common.is_empty() {
+        if learnt.common.is_empty() {
             return query;
         }
-        // Byte offsets of every character, and of the end.
-        let bounds: Vec<usize> = query
-            .char_indices()
-            .map(|(at, _)| at)
-            .chain([query.len()])
-            .collect();
-        let windows = bounds.len().saturating_sub(3);
-        let uncommon: Vec<bool> = (0..windows)
-            .map(|i| {
-                let window = &query[bounds[i]..bounds[i + 3]];
-                !common.contains(window)
-                    && (!words_only || window.chars().all(char::is_alphanumeric))
-            })
-            .collect();
+        let windows = trigrams(query);
         // The longest run of uncommon windows: (first window, how many).
         let (mut best, mut run_start, mut run) = ((0, 0), 0, 0);
-        for (i, &ok) in uncommon.iter().enumerate() {
-            if ok {
+        for (i, window) in windows.iter().enumerate() {
+            let uncommon = !learnt.common.contains(window.text)
+                && (!words_only || window.text.chars().all(char::is_alphanumeric));
+            if uncommon {
                 if run == 0 {
                     run_start = i;
                 }
@@ -107,10 +184,45 @@ impl SearchHints {
             }
         }
         let (first, count) = best;
-        if count == 0 || count == windows {
+        if count == 0 || count == windows.len() {
             return query;
         }
-        &query[bounds[first]..bounds[first + count + 2]]
+        let last = windows[first + count - 1];
+        &query[windows[first].start..last.start + last.text.len()]
+    }
+
+    /// The trigrams of `query` (lower-cased) for an index of which rows hold each trigram to
+    /// look up: every row holding the query holds all of them. Without a sample, all of the
+    /// query's trigrams (each entry is short). With one, the few that cost least to read and
+    /// then check the rows they leave (see [`Learnt::cost`]). Empty for a query shorter than a
+    /// trigram.
+    pub fn lookups<'q>(&self, query: &'q str) -> Vec<&'q str> {
+        let mut windows = trigrams(query);
+        let mut seen = HashSet::new();
+        windows.retain(|trigram| seen.insert(trigram.text));
+        let learnt = match self.learnt.read() {
+            Ok(learnt) if learnt.rows > 0 => learnt,
+            _ => return windows.into_iter().map(|trigram| trigram.text).collect(),
+        };
+        windows.sort_by(|a, b| learnt.share(a.text).total_cmp(&learnt.share(b.text)));
+        windows.truncate(RAREST_CONSIDERED);
+        // Every choice of one to MOST_LOOKUPS of them (at most 2^8 subsets).
+        let mut best: Option<(f64, Vec<Trigram<'q>>)> = None;
+        for subset in 1u32..1 << windows.len() {
+            if subset.count_ones() as usize > MOST_LOOKUPS {
+                continue;
+            }
+            let choice: Vec<Trigram<'q>> = (0..windows.len())
+                .filter(|i| subset & (1 << i) != 0)
+                .map(|i| windows[i])
+                .collect();
+            let cost = learnt.cost(&choice);
+            if best.as_ref().is_none_or(|(least, _)| cost < *least) {
+                best = Some((cost, choice));
+            }
+        }
+        best.map(|(_, choice)| choice.into_iter().map(|t| t.text).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -170,7 +282,9 @@ impl Storage {
 
 #[cfg(test)]
 mod tests {
-    use super::SearchHints;
+    use std::collections::HashSet;
+
+    use super::{Learnt, SearchHints, trigrams};
 
     fn hints(users: &[(&str, &str)]) -> SearchHints {
         let hints = SearchHints::default();
@@ -217,5 +331,88 @@ mod tests {
     fn the_probe_cuts_at_character_boundaries() {
         let hints = hints(&[("ééé", "x@y.z"); 10]);
         assert_eq!(hints.probe("éééabcd", false), "ééabcd");
+    }
+
+    /// Users as the scale bench makes them: `user{n}` at `scale.example`, with 6-digit numbers.
+    fn bench_like() -> SearchHints {
+        let users: Vec<(String, String)> = (0..5_000)
+            .map(|i| {
+                let n = 100_000 + i * 179;
+                (format!("user{n}"), format!("user{n}@scale.example"))
+            })
+            .collect();
+        hints(
+            &users
+                .iter()
+                .map(|(u, e)| (u.as_str(), e.as_str()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn lookups_read_two_rare_trigrams_apart() {
+        let hints = bench_like();
+        // Digits apart from each other, not the address's shared `6@s`-like tail.
+        let lookups = hints.lookups("333346@");
+        assert_eq!(lookups.len(), 2, "{lookups:?}");
+        let starts: Vec<usize> = lookups.iter().map(|t| "333346@".find(t).unwrap()).collect();
+        assert!(starts[0].abs_diff(starts[1]) >= 3, "{lookups:?}");
+        assert!(
+            lookups
+                .iter()
+                .all(|t| t.chars().all(|c| c.is_ascii_digit())),
+            "{lookups:?}"
+        );
+        // What most users share is never read.
+        let lookups = hints.lookups("user500007");
+        assert!((1..=3).contains(&lookups.len()), "{lookups:?}");
+        assert!(
+            lookups.iter().all(|t| !["use", "ser", "er5"].contains(t)),
+            "{lookups:?}"
+        );
+        assert_eq!(hints.lookups("500"), vec!["500"]);
+        assert!(hints.lookups("50").is_empty());
+    }
+
+    #[test]
+    fn trigrams_apart_narrow_more_than_overlapping_ones() {
+        let learnt = Learnt {
+            rows: 10_000,
+            counts: [("abc", 40), ("bcd", 40), ("def", 40)]
+                .into_iter()
+                .map(|(t, c)| (t.to_owned(), c))
+                .collect(),
+            common: HashSet::new(),
+        };
+        let query = trigrams("abcdef");
+        let (abc, bcd, def) = (query[0], query[1], query[3]);
+        assert!(learnt.cost(&[abc, def]) < learnt.cost(&[abc, bcd]));
+        // Reading a second rare trigram costs less than checking what the first leaves.
+        assert!(learnt.cost(&[abc, def]) < learnt.cost(&[abc]));
+        // An uncounted trigram is rarer than a counted one.
+        assert!(learnt.share("xyz") < learnt.share("abc"));
+    }
+
+    #[test]
+    fn without_a_sample_every_trigram_is_looked_up_once() {
+        let hints = SearchHints::default();
+        assert_eq!(hints.lookups("user5"), vec!["use", "ser", "er5"]);
+        assert_eq!(hints.lookups("aaaaa"), vec!["aaa"]);
+        assert_eq!(hints.lookups("éèêë"), vec!["éèê", "èêë"]);
+        assert!(hints.lookups("ab").is_empty());
+    }
+
+    #[test]
+    fn trigrams_start_at_characters() {
+        let windows = trigrams("éèêëabc");
+        assert_eq!(windows.len(), 5);
+        assert_eq!(
+            (windows[1].at, windows[1].start, windows[1].text),
+            (1, 2, "èêë")
+        );
+        assert_eq!(
+            (windows[4].at, windows[4].start, windows[4].text),
+            (4, 8, "abc")
+        );
     }
 }

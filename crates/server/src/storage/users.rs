@@ -414,8 +414,9 @@ impl Storage {
     /// Users whose username or email contains `query` (case-insensitive), oldest first.
     pub async fn search_users(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
         // SQLite finds 3 characters or more through its trigram index (users_search), asked
-        // once for every match (the page and the total from the same answer); PostgreSQL
-        // through its trigram indexes, probed for the uncommon part of the query.
+        // once for every match (the page and the total from the same answer) by a few of the
+        // query's rarest trigrams; PostgreSQL through its trigram indexes, probed for the
+        // uncommon part of the query.
         if self.backend() == Backend::Sqlite && query.chars().count() >= 3 {
             return self.search_users_indexed(query, limit, offset).await;
         }
@@ -493,15 +494,20 @@ impl Storage {
         Ok(UserPage { users, total })
     }
 
-    /// [`Self::search_users`] through SQLite's trigram index: the phrase matches any part of
-    /// the username or the address, whatever the case. The index is asked for the probe (see
-    /// [`super::search`]); when that is only part of the query, the query itself is checked on
-    /// the rows found.
+    /// [`Self::search_users`] through SQLite's trigram index: the query matches any part of
+    /// the username or the address, whatever the case. The index is asked for the rows holding
+    /// a few of the query's trigrams (see [`super::search`]), and the query itself is checked
+    /// on those rows, unless it is one trigram.
     async fn search_users_indexed(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
         let needle = query.to_lowercase();
-        let probe = self.search_hints.probe(&needle, false);
-        let phrase = format!("\"{}\"", probe.replace('"', "\"\""));
-        let sql = if probe == needle {
+        let lookups = self.search_hints.lookups(&needle);
+        // Each trigram a phrase of its own (implicitly AND-ed), quoted for FTS5.
+        let expression = lookups
+            .iter()
+            .map(|trigram| format!("\"{}\"", trigram.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let sql = if lookups.len() == 1 && lookups[0] == needle {
             "SELECT rowid FROM users_search WHERE users_search MATCH $1 ORDER BY rowid"
         } else {
             "SELECT s.rowid FROM users_search s JOIN users u ON u.id = s.rowid \
@@ -511,7 +517,7 @@ impl Storage {
         };
         let ids: Vec<(i64,)> = on_pool!(self, |pool| {
             sqlx::query_as(sql)
-                .bind(&phrase)
+                .bind(&expression)
                 .bind(&needle)
                 .fetch_all(pool)
                 .await?

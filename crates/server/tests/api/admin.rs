@@ -1297,9 +1297,17 @@ async fn search_by_any_part_stays_in_step_with_changes_to_the_users() {
         &[
             ("Alice.Smith", "alice@corp.example", &[Role::User]),
             ("bob", "bob@home.example", &[Role::User]),
+            ("xbcabcx", "x1@other.example", &[Role::User]),
+            ("abcq", "qbcd@else.example", &[Role::User]),
         ],
     )
     .await;
+    // The index finds rows holding every trigram of the query; only rows holding the query
+    // itself are answered: not all the trigrams in a different order, nor spread over the
+    // name and the address.
+    assert_eq!(search(&app, &admin, "abcab").await["total"], 0);
+    assert_eq!(search(&app, &admin, "abcd").await["total"], 0);
+    assert_eq!(usernames(&search(&app, &admin, "bcabc").await), ["xbcabcx"]);
     // Any part, whatever the case; through the index (3 characters or more) or not.
     assert_eq!(
         usernames(&search(&app, &admin, "smi").await),
