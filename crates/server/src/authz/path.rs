@@ -39,17 +39,15 @@ impl<'a> RequestPath<'a> {
         let rest = raw.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
         let mut segments: Vec<Cow<'a, str>> = Vec::new();
         for raw_segment in rest.split('/') {
-            let segment = percent_decode_str(raw_segment)
-                .decode_utf8()
-                .map_err(|_| PathError::Ambiguous)?;
-            if segment.contains(['/', '\\', '\0']) {
-                return Err(PathError::Ambiguous);
-            }
-            // Java servers drop what follows `;` in a segment: `..;` is `..` to them.
-            let before_params = segment.split(';').next().unwrap_or_default();
-            if segment.contains(';') && matches!(before_params, "." | "..") {
-                return Err(PathError::Ambiguous);
-            }
+            // Most segments have nothing to decode or look into: taken as they are.
+            let plain = !raw_segment
+                .bytes()
+                .any(|b| matches!(b, b'%' | b';' | b'\\' | 0));
+            let segment = if plain {
+                Cow::Borrowed(raw_segment)
+            } else {
+                decoded_segment(raw_segment)?
+            };
             match &*segment {
                 "" | "." => {}
                 ".." => {
@@ -69,6 +67,23 @@ impl<'a> RequestPath<'a> {
     pub fn segments(&self) -> &[Cow<'a, str>] {
         &self.0
     }
+}
+
+/// A segment with something to decode or look into: decoded, or refused when servers would
+/// read it differently from one another.
+fn decoded_segment(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    let segment = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| PathError::Ambiguous)?;
+    if segment.contains(['/', '\\', '\0']) {
+        return Err(PathError::Ambiguous);
+    }
+    // Java servers drop what follows `;` in a segment: `..;` is `..` to them.
+    let before_params = segment.split(';').next().unwrap_or_default();
+    if segment.contains(';') && matches!(before_params, "." | "..") {
+        return Err(PathError::Ambiguous);
+    }
+    Ok(segment)
 }
 
 impl fmt::Display for RequestPath<'_> {
@@ -171,29 +186,38 @@ impl fmt::Display for PathPattern {
 }
 
 fn matches(pattern: &[Segment], path: &[Cow<'_, str>]) -> bool {
-    // reachable[j]: the pattern so far can match the first j segments of the path.
-    let mut reachable = vec![false; path.len() + 1];
-    reachable[0] = true;
-    for segment in pattern {
-        let mut next = vec![false; path.len() + 1];
-        match segment {
-            Segment::Any => {
-                let mut seen = false;
-                for j in 0..=path.len() {
-                    seen |= reachable[j];
-                    next[j] = seen;
-                }
-            }
-            Segment::One => next[1..].copy_from_slice(&reachable[..path.len()]),
-            Segment::Literal(literal) => {
-                for j in 1..=path.len() {
-                    next[j] = reachable[j - 1] && path[j - 1] == literal.as_str();
-                }
-            }
-        }
-        reachable = next;
+    // Bit j of `reachable`: the pattern so far can match the first j segments of the path. A
+    // request path has at most MAX_SEGMENTS (64), so every length fits in a u128; no
+    // allocation, as this runs on every check.
+    let n = path.len();
+    if n >= 127 {
+        return false;
     }
-    reachable[path.len()]
+    let lengths: u128 = (1u128 << (n + 1)) - 1;
+    let mut reachable: u128 = 1;
+    for segment in pattern {
+        reachable = match segment {
+            // Every length from the shortest reachable one on.
+            Segment::Any => lengths & !((1u128 << reachable.trailing_zeros()) - 1),
+            Segment::One => (reachable << 1) & lengths,
+            Segment::Literal(literal) => {
+                let mut next = 0;
+                let mut candidates = (reachable << 1) & lengths;
+                while candidates != 0 {
+                    let j = candidates.trailing_zeros() as usize;
+                    if path[j - 1] == literal.as_str() {
+                        next |= 1 << j;
+                    }
+                    candidates &= candidates - 1;
+                }
+                next
+            }
+        };
+        if reachable == 0 {
+            return false;
+        }
+    }
+    reachable >> n & 1 == 1
 }
 
 /// `a` covers `b` when every path `b` matches, `a` matches too. Dynamic programming over
@@ -295,6 +319,17 @@ mod tests {
         assert!(!pattern("/a/**/z").matches(&path("/a/b/c")));
         // Literals are compared decoded, as paths are.
         assert!(pattern("/caf%C3%A9").matches(&path("/café")));
+        // The longest paths, and `**` more than once.
+        let longest = format!("{}/a", "/b".repeat(MAX_SEGMENTS - 1));
+        assert!(pattern("/**").matches(&path(&longest)));
+        assert!(pattern("/**/a").matches(&path(&longest)));
+        assert!(pattern("/b/**/b/a").matches(&path(&longest)));
+        assert!(pattern("/**/b/**/a/**").matches(&path(&longest)));
+        assert!(!pattern("/**/a/b").matches(&path(&longest)));
+        assert!(!pattern("/*").matches(&path(&longest)));
+        assert!(pattern(&longest).matches(&path(&longest)));
+        assert!(pattern("/*/*/**").matches(&path("/x/y")));
+        assert!(!pattern("/*/*/**").matches(&path("/x")));
     }
 
     #[test]
