@@ -113,6 +113,7 @@ impl AppState {
     }
 
     fn spawn_housekeeping(&self) {
+        self.metrics.spawn_upkeep();
         let state = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
