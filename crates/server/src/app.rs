@@ -1,6 +1,7 @@
 //! The router: every route and the layers around them. The state it serves lives in `state`.
 
 mod envelope;
+mod tracking;
 
 use std::convert::Infallible;
 
@@ -165,10 +166,7 @@ pub fn app(
         .merge(fallback)
         .merge(api)
         .merge(meta::documentation(document, !gate_mode))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            meta::track,
-        ))
+        .route_layer(tracking::TrackingLayer::new(state.clone()))
         .method_not_allowed_fallback(meta::method_not_allowed)
         .with_state(state);
     layers.service(routes)

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use api::wire::paths;
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, MatchedPath, State},
-    http::{Method, StatusCode, header},
-    middleware::Next,
+    extract::{ConnectInfo, State},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -224,34 +223,4 @@ pub fn exposition(state: &AppState) -> Response {
         metrics.render(),
     )
         .into_response()
-}
-
-/// Counts and times every request a route answers (labelled by the route's pattern, never
-/// the path itself, so the labels stay few).
-pub async fn track(
-    State(state): State<AppState>,
-    matched: Option<MatchedPath>,
-    request: axum::extract::Request,
-    next: Next,
-) -> Response {
-    let method = match *request.method() {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    };
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    state.metrics.request(
-        method,
-        route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
 }
