@@ -1,7 +1,7 @@
 //! Counts and times every request a route answers, labelled by the route's pattern (never the
 //! path itself, so the labels stay few). A route layer, so the matched pattern is known; a
-//! hand-written one, as it runs on every request (a `from_fn` middleware boxes a future and
-//! clones its state per request).
+//! hand-written one, as it runs on every request (a `from_fn` middleware boxes its future and
+//! goes through axum's extractors and `Next` per request).
 
 use std::{
     convert::Infallible,

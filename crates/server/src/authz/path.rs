@@ -14,6 +14,8 @@ use percent_encoding::percent_decode_str;
 
 /// Most segments a pattern or a request path may have.
 const MAX_SEGMENTS: usize = 64;
+// The matcher keeps every path length up to this in one u128.
+const _: () = assert!(MAX_SEGMENTS < 127);
 
 /// A request path, normalised (see the module documentation): its decoded segments, borrowed
 /// from the request where no decoding was needed.
@@ -190,15 +192,19 @@ fn matches(pattern: &[Segment], path: &[Cow<'_, str>]) -> bool {
     // request path has at most MAX_SEGMENTS (64), so every length fits in a u128; no
     // allocation, as this runs on every check.
     let n = path.len();
-    if n >= 127 {
-        return false;
-    }
+    debug_assert!(
+        n <= MAX_SEGMENTS,
+        "RequestPath::parse keeps paths this short"
+    );
     let lengths: u128 = (1u128 << (n + 1)) - 1;
     let mut reachable: u128 = 1;
     for segment in pattern {
         reachable = match segment {
-            // Every length from the shortest reachable one on.
-            Segment::Any => lengths & !((1u128 << reachable.trailing_zeros()) - 1),
+            // Every length from the shortest reachable one on (none if none is).
+            Segment::Any => {
+                let shortest = reachable & reachable.wrapping_neg();
+                lengths & !shortest.wrapping_sub(1)
+            }
             Segment::One => (reachable << 1) & lengths,
             Segment::Literal(literal) => {
                 let mut next = 0;
@@ -217,7 +223,7 @@ fn matches(pattern: &[Segment], path: &[Cow<'_, str>]) -> bool {
             return false;
         }
     }
-    reachable >> n & 1 == 1
+    (reachable >> n) & 1 == 1
 }
 
 /// `a` covers `b` when every path `b` matches, `a` matches too. Dynamic programming over

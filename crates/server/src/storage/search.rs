@@ -10,8 +10,8 @@
 //! - PostgreSQL probes its indexes with the longest stretch of the query whose trigrams are all
 //!   uncommon ([`SearchHints::probe`]);
 //! - SQLite's index keeps which rows hold a trigram, not where (`detail = none`, a fifth of
-//!   the size), and is asked for the rows holding all of the query's two or three rarest
-//!   trigrams ([`SearchHints::lookups`]).
+//!   the size), and is asked for the rows holding one to three of the query's rarest
+//!   trigrams, or all of them when there is no sample ([`SearchHints::lookups`]).
 //!
 //! How common each trigram is, is learnt from a sample of the users, taken at start-up and every
 //! half hour (and only past 50 000 users: below, every entry is short).
@@ -33,8 +33,9 @@ const SAMPLE_FROM: f64 = 50_000.0;
 /// Trigrams in fewer sampled users than this are not counted (they are all rare, and a sample
 /// of random text would otherwise keep every trigram it read).
 const COUNTED_FROM: usize = 5;
-/// The most trigrams a lookup reads, chosen among this many of the query's rarest.
+/// The most trigrams a lookup reads (with a sample).
 const MOST_LOOKUPS: usize = 3;
+/// How many of the query's rarest trigrams the lookup is chosen among (2^8 subsets at most).
 const RAREST_CONSIDERED: usize = 8;
 /// Checking a row the index found costs about this many times as much as reading one index
 /// entry (measured at a million users: ~1 µs against ~25 ns).
@@ -132,18 +133,20 @@ impl SearchHints {
                 *counts.entry(trigram.to_owned()).or_default() += 1;
             }
         }
-        counts.retain(|_, count| *count >= COUNTED_FROM);
         #[expect(
             clippy::cast_precision_loss,
             reason = "a share of a sample; exact to 2^52 rows"
         )]
         let threshold = rows as f64 * COMMON_SHARE;
+        // Common trigrams before the rare ones are dropped: in a small sample, a count under
+        // COUNTED_FROM can still be a common share.
         #[expect(clippy::cast_precision_loss, reason = "as above")]
         let common = counts
             .iter()
             .filter(|(_, count)| **count as f64 > threshold)
             .map(|(trigram, _)| trigram.clone())
             .collect();
+        counts.retain(|_, count| *count >= COUNTED_FROM);
         if let Ok(mut guard) = self.learnt.write() {
             *guard = Learnt {
                 rows,
@@ -400,6 +403,28 @@ mod tests {
         assert_eq!(hints.lookups("aaaaa"), vec!["aaa"]);
         assert_eq!(hints.lookups("éèêë"), vec!["éèê", "èêë"]);
         assert!(hints.lookups("ab").is_empty());
+    }
+
+    #[test]
+    fn a_small_sample_still_knows_what_most_of_it_shares() {
+        // 3 of 20 users have `abc`: common (over 5 %), though counted fewer than 5 times.
+        let users: Vec<(String, String)> = (0..20)
+            .map(|i| {
+                let name = if i < 3 {
+                    format!("abc{i}")
+                } else {
+                    format!("u{i}")
+                };
+                (name.clone(), format!("{name}@x.example"))
+            })
+            .collect();
+        let hints = hints(
+            &users
+                .iter()
+                .map(|(u, e)| (u.as_str(), e.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(hints.probe("zzabczz", false), "zzab");
     }
 
     #[test]

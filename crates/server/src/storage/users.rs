@@ -414,8 +414,8 @@ impl Storage {
     /// Users whose username or email contains `query` (case-insensitive), oldest first.
     pub async fn search_users(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
         // SQLite finds 3 characters or more through its trigram index (users_search), asked
-        // once for every match (the page and the total from the same answer) by a few of the
-        // query's rarest trigrams; PostgreSQL through its trigram indexes, probed for the
+        // once for every match (the page and the total from the same answer) by some of the
+        // query's trigrams (the rarest, past 50 000 users); PostgreSQL through its trigram indexes, probed for the
         // uncommon part of the query.
         if self.backend() == Backend::Sqlite && query.chars().count() >= 3 {
             return self.search_users_indexed(query, limit, offset).await;
@@ -496,8 +496,8 @@ impl Storage {
 
     /// [`Self::search_users`] through SQLite's trigram index: the query matches any part of
     /// the username or the address, whatever the case. The index is asked for the rows holding
-    /// a few of the query's trigrams (see [`super::search`]), and the query itself is checked
-    /// on those rows, unless it is one trigram.
+    /// some of the query's trigrams (see [`super::search`]), and the query itself is checked
+    /// on those rows, unless it is one ASCII trigram.
     async fn search_users_indexed(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
         let needle = query.to_lowercase();
         let lookups = self.search_hints.lookups(&needle);
@@ -507,7 +507,9 @@ impl Storage {
             .map(|trigram| format!("\"{}\"", trigram.replace('"', "\"\"")))
             .collect::<Vec<_>>()
             .join(" ");
-        let sql = if lookups.len() == 1 && lookups[0] == needle {
+        // A query of one trigram is answered by the index alone, when it is ASCII: FTS5 folds
+        // case by Unicode (`ſ` is `s` to it), the check below as the rest of the search does.
+        let sql = if lookups.len() == 1 && lookups[0] == needle && needle.is_ascii() {
             "SELECT rowid FROM users_search WHERE users_search MATCH $1 ORDER BY rowid"
         } else {
             "SELECT s.rowid FROM users_search s JOIN users u ON u.id = s.rowid \

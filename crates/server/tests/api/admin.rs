@@ -1308,6 +1308,8 @@ async fn search_by_any_part_stays_in_step_with_changes_to_the_users() {
     assert_eq!(search(&app, &admin, "abcab").await["total"], 0);
     assert_eq!(search(&app, &admin, "abcd").await["total"], 0);
     assert_eq!(usernames(&search(&app, &admin, "bcabc").await), ["xbcabcx"]);
+    // FTS5 folds `ſ` to `s`; the search does not (nor does PostgreSQL's): no match.
+    assert_eq!(search(&app, &admin, "ſmi").await["total"], 0);
     // Any part, whatever the case; through the index (3 characters or more) or not.
     assert_eq!(
         usernames(&search(&app, &admin, "smi").await),
