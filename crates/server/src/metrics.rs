@@ -2,7 +2,7 @@
 //! globally, so several states, as in the tests, keep theirs apart), what is counted where it
 //! happens, and what is sampled when `/metrics` is scraped.
 
-use std::{collections::HashMap, sync::RwLock};
+use std::sync::RwLock;
 
 use metrics::{
     Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, SharedString, Unit,
@@ -10,6 +10,7 @@ use metrics::{
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use rustc_hash::FxHashMap;
 
 use crate::audit::AuditKind;
 
@@ -25,7 +26,7 @@ const LATENCY_BUCKETS: [f64; 14] = [
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Request handles by route pattern, for one method and status.
-type HandlesByRoute = HashMap<Box<str>, RequestHandles>;
+type HandlesByRoute = FxHashMap<Box<str>, RequestHandles>;
 
 /// The handles of one kind of answered request.
 struct RequestHandles {
@@ -39,7 +40,8 @@ pub struct Metrics {
     /// Request handles by method and status, then route pattern (few: routes are patterns),
     /// registered at a kind's first request: building and registering the labels costs a
     /// few thousand instructions, more than a cached route's whole work.
-    requests: RwLock<HashMap<(&'static str, u16), HandlesByRoute>>,
+    /// Keys are our own (methods, statuses, route patterns), so a fast hasher is safe here.
+    requests: RwLock<FxHashMap<(&'static str, u16), HandlesByRoute>>,
 }
 
 impl std::fmt::Debug for Metrics {
