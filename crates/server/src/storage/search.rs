@@ -72,25 +72,23 @@ impl Learnt {
             .map_or(COUNTED_FROM as f64 / 2.0, |count| *count as f64);
         count / self.rows.max(1) as f64
     }
+}
 
-    /// What looking up `choice` costs, in index entries per user: its entries, and the rows
-    /// they leave to check. Trigrams are taken as independent where they do not overlap; a
-    /// trigram sharing characters with another narrows by its new characters only.
-    fn cost(&self, choice: &[Trigram<'_>]) -> f64 {
-        let mut choice = choice.to_vec();
-        choice.sort_by_key(|t| t.at);
-        let (mut entries, mut left, mut covered) = (0.0, 1.0, 0);
-        for trigram in &choice {
-            let share = self.share(trigram.text);
-            let new = (trigram.at + 3).saturating_sub(trigram.at.max(covered));
-            entries += share;
-            #[expect(clippy::cast_precision_loss, reason = "0 to 3")]
-            let narrowing = share.powf(new as f64 / 3.0);
-            left *= narrowing;
-            covered = covered.max(trigram.at + 3);
-        }
-        entries + left * ROW_VERSUS_ENTRY
+/// What looking up `choice` costs, in index entries per user: its entries, and the rows they
+/// leave to check. `choice` comes with each trigram's share of users, in the order the
+/// trigrams stand in the query. Trigrams are taken as independent where they do not overlap; a
+/// trigram sharing characters with another narrows by its new characters only.
+fn cost<'q>(choice: impl Iterator<Item = (Trigram<'q>, f64)>) -> f64 {
+    let (mut entries, mut left, mut covered) = (0.0, 1.0, 0);
+    for (trigram, share) in choice {
+        let new = (trigram.at + 3).saturating_sub(trigram.at.max(covered));
+        entries += share;
+        #[expect(clippy::cast_precision_loss, reason = "0 to 3")]
+        let narrowing = share.powf(new as f64 / 3.0);
+        left *= narrowing;
+        covered = covered.max(trigram.at + 3);
     }
+    entries + left * ROW_VERSUS_ENTRY
 }
 
 /// A trigram of a query: where it starts (in characters and in bytes) and its text.
@@ -197,7 +195,7 @@ impl SearchHints {
     /// The trigrams of `query` (lower-cased) for an index of which rows hold each trigram to
     /// look up: every row holding the query holds all of them. Without a sample, all of the
     /// query's trigrams (each entry is short). With one, the few that cost least to read and
-    /// then check the rows they leave (see [`Learnt::cost`]). Empty for a query shorter than a
+    /// then check the rows they leave (see [`cost`]). Empty for a query shorter than a
     /// trigram.
     pub fn lookups<'q>(&self, query: &'q str) -> Vec<&'q str> {
         let mut windows = trigrams(query);
@@ -207,25 +205,38 @@ impl SearchHints {
             Ok(learnt) if learnt.rows > 0 => learnt,
             _ => return windows.into_iter().map(|trigram| trigram.text).collect(),
         };
-        windows.sort_by(|a, b| learnt.share(a.text).total_cmp(&learnt.share(b.text)));
+        // Each share looked up once, the rarest first.
+        let mut windows: Vec<(Trigram<'q>, f64)> = windows
+            .into_iter()
+            .map(|trigram| (trigram, learnt.share(trigram.text)))
+            .collect();
+        windows.sort_by(|a, b| a.1.total_cmp(&b.1));
         windows.truncate(RAREST_CONSIDERED);
-        // Every choice of one to MOST_LOOKUPS of them (at most 2^8 subsets).
-        let mut best: Option<(f64, Vec<Trigram<'q>>)> = None;
+        // Their indices in the order they stand in the query, for `cost`.
+        let mut in_query: Vec<usize> = (0..windows.len()).collect();
+        in_query.sort_by_key(|&i| windows[i].0.at);
+        // Every choice of one to MOST_LOOKUPS of them (at most 2^8 subsets), as a bit set.
+        let mut best: Option<(f64, u32)> = None;
         for subset in 1u32..1 << windows.len() {
             if subset.count_ones() as usize > MOST_LOOKUPS {
                 continue;
             }
-            let choice: Vec<Trigram<'q>> = (0..windows.len())
-                .filter(|i| subset & (1 << i) != 0)
-                .map(|i| windows[i])
-                .collect();
-            let cost = learnt.cost(&choice);
-            if best.as_ref().is_none_or(|(least, _)| cost < *least) {
-                best = Some((cost, choice));
+            let choice = in_query
+                .iter()
+                .filter(|&&i| subset & (1 << i) != 0)
+                .map(|&i| windows[i]);
+            let cost = cost(choice);
+            if best.is_none_or(|(least, _)| cost < least) {
+                best = Some((cost, subset));
             }
         }
-        best.map(|(_, choice)| choice.into_iter().map(|t| t.text).collect())
-            .unwrap_or_default()
+        let Some((_, subset)) = best else {
+            return Vec::new();
+        };
+        (0..windows.len())
+            .filter(|i| subset & (1 << i) != 0)
+            .map(|i| windows[i].0.text)
+            .collect()
     }
 }
 
@@ -287,11 +298,12 @@ impl Storage {
 mod tests {
     use std::collections::HashSet;
 
-    use super::{Learnt, SearchHints, trigrams};
+    use super::{Learnt, SearchHints, Trigram, cost, trigrams};
 
-    fn hints(users: &[(&str, &str)]) -> SearchHints {
+    /// Hints learnt from (username, address) pairs, borrowed or owned.
+    fn hints(users: &[(impl AsRef<str>, impl AsRef<str>)]) -> SearchHints {
         let hints = SearchHints::default();
-        hints.learn(users.iter().copied());
+        hints.learn(users.iter().map(|(u, e)| (u.as_ref(), e.as_ref())));
         hints
     }
 
@@ -300,12 +312,7 @@ mod tests {
         let users: Vec<(String, String)> = (0..100)
             .map(|i| (format!("user{i}"), format!("user{i}@scale.example")))
             .collect();
-        let hints = hints(
-            &users
-                .iter()
-                .map(|(u, e)| (u.as_str(), e.as_str()))
-                .collect::<Vec<_>>(),
-        );
+        let hints = hints(&users);
         // `use` and `ser` are in every name, `er5` in 11 of 100; `r50` in one.
         assert_eq!(hints.probe("user500007", false), "r500007");
         assert_eq!(hints.probe("333346@", false), "333346@");
@@ -344,12 +351,7 @@ mod tests {
                 (format!("user{n}"), format!("user{n}@scale.example"))
             })
             .collect();
-        hints(
-            &users
-                .iter()
-                .map(|(u, e)| (u.as_str(), e.as_str()))
-                .collect::<Vec<_>>(),
-        )
+        hints(&users)
     }
 
     #[test]
@@ -389,9 +391,11 @@ mod tests {
         };
         let query = trigrams("abcdef");
         let (abc, bcd, def) = (query[0], query[1], query[3]);
-        assert!(learnt.cost(&[abc, def]) < learnt.cost(&[abc, bcd]));
+        let cost_of =
+            |choice: &[Trigram<'_>]| cost(choice.iter().map(|&t| (t, learnt.share(t.text))));
+        assert!(cost_of(&[abc, def]) < cost_of(&[abc, bcd]));
         // Reading a second rare trigram costs less than checking what the first leaves.
-        assert!(learnt.cost(&[abc, def]) < learnt.cost(&[abc]));
+        assert!(cost_of(&[abc, def]) < cost_of(&[abc]));
         // An uncounted trigram is rarer than a counted one.
         assert!(learnt.share("xyz") < learnt.share("abc"));
     }
@@ -418,12 +422,7 @@ mod tests {
                 (name.clone(), format!("{name}@x.example"))
             })
             .collect();
-        let hints = hints(
-            &users
-                .iter()
-                .map(|(u, e)| (u.as_str(), e.as_str()))
-                .collect::<Vec<_>>(),
-        );
+        let hints = hints(&users);
         assert_eq!(hints.probe("zzabczz", false), "zzab");
     }
 
