@@ -27,7 +27,7 @@ use tower_http::cors::{Cors, CorsLayer, ResponseFuture as CorsFuture};
 
 use crate::{
     error::{Error, Unavailable},
-    http::gate::FromUpstream,
+    http::{authz::ForProxy, gate::FromUpstream},
     limits::LogThrottle,
     storage::Storage,
 };
@@ -204,6 +204,10 @@ where
         if let Some(origin) = this.origin.take() {
             note_failure(this.shared, &origin, &response);
         }
+        // A reverse proxy's answer to its check: no browser sees it.
+        if response.extensions().get::<ForProxy>().is_some() {
+            return Poll::Ready(Ok(no_store(response)));
+        }
         Poll::Ready(Ok(this.shared.security_headers.apply(response)))
     }
 }
@@ -256,7 +260,8 @@ fn headers_too_large(request: &Request) -> bool {
     size > MAX_HEADER_BYTES
 }
 
-/// The headers every response carries, set over any a handler chose.
+/// The headers every response carries, set over any a handler chose; all but an upstream's
+/// (gate mode) and a forward-auth check's allowed answer, which only a proxy sees ([`ForProxy`]).
 struct SecurityHeaders(Vec<(HeaderName, HeaderValue)>);
 
 impl SecurityHeaders {
@@ -296,13 +301,18 @@ impl SecurityHeaders {
         for (name, value) in &self.0 {
             headers.insert(name.clone(), value.clone());
         }
-        // Answers carry tokens and personal data: never stored by browsers or proxies, unless
-        // a handler says otherwise (the UI's assets, the public keys).
-        headers
-            .entry(header::CACHE_CONTROL)
-            .or_insert(HeaderValue::from_static("no-store"));
-        response
+        no_store(response)
     }
+}
+
+/// Answers carry tokens and personal data: never stored by browsers or proxies, unless a
+/// handler says otherwise (the UI's assets, the public keys).
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]

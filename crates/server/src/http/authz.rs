@@ -18,7 +18,7 @@
 
 use std::{borrow::Cow, sync::Arc};
 
-use api::wire::{ACCESS_TOKEN_HEADER, paths};
+use api::wire::paths;
 use axum::{
     extract::{Request, State},
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
@@ -123,7 +123,6 @@ const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
-const X_ACCESS_TOKEN: HeaderName = HeaderName::from_static(ACCESS_TOKEN_HEADER);
 
 /// The request a check is about, borrowed from the headers that describe it where it can be.
 #[derive(Debug)]
@@ -204,7 +203,8 @@ pub fn caller(
     headers: &HeaderMap,
     original: &Original<'_>,
 ) -> Result<Option<Arc<Principal>>> {
-    if headers.contains_key(&X_ACCESS_TOKEN) || headers.contains_key(header::AUTHORIZATION) {
+    if headers.contains_key(&extract::X_ACCESS_TOKEN) || headers.contains_key(header::AUTHORIZATION)
+    {
         // A token good for enrolling a second factor only opens nothing.
         return Ok(extract::lenient_auth(headers, state).filter(|p| !p.must_enrol));
     }
@@ -283,9 +283,20 @@ pub fn judge(
     }
 }
 
+/// Marks an allowed check's answer. It goes to the reverse proxy alone, which copies the
+/// identity headers onto the request it forwards and drops the rest (Caddy's `copy_headers`,
+/// Traefik's `authResponseHeaders`, nginx's `auth_request_set`): no browser ever sees it. So the
+/// headers meant for browsers (CSP, `X-Frame-Options`, ...) are left off it, about 400 bytes
+/// on every request of the protected site; `Cache-Control: no-store` stays. A refusal, which
+/// the proxy does pass on to the browser, carries them all as usual.
+#[derive(Debug, Clone, Copy)]
+pub struct ForProxy;
+
 /// 200 with the identity headers: all four, always.
 fn allowed(principal: Option<&Principal>) -> Result<Response> {
-    Ok((StatusCode::OK, identity(principal)?).into_response())
+    let mut response = (StatusCode::OK, identity(principal)?).into_response();
+    response.extensions_mut().insert(ForProxy);
+    Ok(response)
 }
 
 /// The identity headers for `principal`, all four, empty for an anonymous caller.

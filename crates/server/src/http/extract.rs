@@ -14,9 +14,8 @@ use axum::{
         Request,
         rejection::{JsonRejection, MissingJsonContentType},
     },
-    http::{Extensions, HeaderMap, StatusCode, header, request::Parts},
+    http::{Extensions, HeaderMap, HeaderName, StatusCode, header, request::Parts},
 };
-
 use http_body_util::Limited;
 use serde::de::DeserializeOwned;
 
@@ -27,6 +26,9 @@ use crate::{
     state::AppState,
     tokens::{Principal, TokenError},
 };
+
+/// The tutorial's token header, parsed once: looked up on every authenticated request.
+pub const X_ACCESS_TOKEN: HeaderName = HeaderName::from_static(ACCESS_TOKEN_HEADER);
 
 /// `axum::Json`, but a body over [`MAX_BODY_BYTES`] is refused (413) and a malformed one gets
 /// our `{"message": ...}` error. Every request body is read through it or [`Form`]: the limit is
@@ -229,7 +231,7 @@ impl FromRequestParts<AppState> for RecentlyVerified {
 
 /// The token from `x-access-token` (the tutorial's header) or `Authorization: Bearer`.
 fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
-    if let Some(value) = headers.get(ACCESS_TOKEN_HEADER) {
+    if let Some(value) = headers.get(&X_ACCESS_TOKEN) {
         let token = value.to_str().map_err(|_| Error::InvalidToken)?.trim();
         return Ok((!token.is_empty()).then_some(token));
     }

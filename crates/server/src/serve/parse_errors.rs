@@ -6,8 +6,8 @@
 //! supply one (`Server::on_error` in its `proto/h1/role.rs` builds the head, and the connection
 //! closes after it). So the answer is recognised on its way to the socket instead: a lone head
 //! with `content-length: 0`, no header beyond `date` and `connection`, written while no request
-//! of ours is in flight — none of our own answers looks like that, every one carries our
-//! headers — and replaced with the same status and our `{"message"}` body.
+//! of ours is in flight — none of our own answers looks like that, every 400, 414 or 431 of ours
+//! carries our headers — and replaced with the same status and our `{"message"}` body.
 
 use axum::http::StatusCode;
 
@@ -15,14 +15,15 @@ use crate::error::Error;
 
 /// Our answer in place of `written`, when `written` is hyper's own answer to a parse error.
 pub(super) fn json_answer(written: &[u8]) -> Option<Vec<u8>> {
-    let head = std::str::from_utf8(written.strip_suffix(b"\r\n\r\n")?).ok()?;
-    let mut lines = head.split("\r\n");
-    let error = match lines.next()?.strip_prefix("HTTP/1.1 ")?.get(..4)? {
-        "400 " => Error::MalformedRequest,
-        "414 " => Error::UriTooLong,
-        "431 " => Error::HeadersTooLarge,
+    // Every answer passes here: the status decides first, on the bytes, for the 2xx that most are.
+    let error = match written.strip_prefix(b"HTTP/1.1 ")?.get(..4)? {
+        b"400 " => Error::MalformedRequest,
+        b"414 " => Error::UriTooLong,
+        b"431 " => Error::HeadersTooLarge,
         _ => return None,
     };
+    let head = std::str::from_utf8(written.strip_suffix(b"\r\n\r\n")?).ok()?;
+    let lines = head.split("\r\n").skip(1);
     let mut date = None;
     let mut empty = false;
     for line in lines {

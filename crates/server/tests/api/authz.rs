@@ -167,9 +167,17 @@ async fn the_tutorials_routes_as_rules_through_both_kinds_of_proxy() {
                 if *status == S::OK {
                     // Every 2xx carries all four identity headers, empty for an anonymous caller.
                     assert_identity(&response, name, groups);
+                    // It is for the proxy alone: never stored, and none of the browser headers.
+                    assert_eq!(response.header("cache-control"), Some("no-store"));
+                    assert_eq!(response.header("content-security-policy"), None);
+                    assert_eq!(response.header("x-frame-options"), None);
                 } else {
                     assert!(response.header("remote-user").is_none());
                     assert!(response.message().len() > 3);
+                    // A refusal reaches the browser through the proxy: the headers go with it.
+                    assert!(response.header("content-security-policy").is_some());
+                    assert_eq!(response.header("x-frame-options"), Some("DENY"));
+                    assert_eq!(response.header("cache-control"), Some("no-store"));
                 }
             }
         }
