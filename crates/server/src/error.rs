@@ -223,6 +223,10 @@ pub enum Error {
     /// Gate mode: the upstream did not answer within `--upstream-timeout`.
     #[error("The service behind Tollgate did not answer in time.")]
     UpstreamTimeout,
+    /// Gate mode: the request has come through this gate before (its `Via` says so): an
+    /// upstream leads back to Tollgate, and forwarding again would loop.
+    #[error("The request has been through Tollgate already: an upstream leads back to it.")]
+    GateLoop,
     /// A forward-auth request without what the proxy should have sent: a configuration error.
     #[error("{0}")]
     BadForwardAuth(String),
@@ -288,6 +292,7 @@ impl Error {
             Error::SignInAt { .. } => StatusCode::FOUND,
             Error::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Error::GateLoop => StatusCode::LOOP_DETECTED,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::LastAdmin | Error::ClientNameTaken => StatusCode::CONFLICT,
             Error::AccountBackoff { .. } | Error::RateLimited { .. } | Error::MailThrottled => {
@@ -418,6 +423,7 @@ impl Error {
                     | Error::PasskeysUnavailable(_)
                     | Error::UpstreamUnreachable
                     | Error::UpstreamTimeout
+                    | Error::GateLoop
             )
         {
             "Internal server error.".to_owned()

@@ -5,10 +5,12 @@
 //! and, when allowed, forwarded to the upstream whose path prefix is the longest match: with
 //! the identity headers set by Tollgate (client-sent copies are always removed), Tollgate's own
 //! cookies removed, `X-Forwarded-For/-Proto/-Host` added, hop-by-hop headers handled, bodies
-//! streamed both ways and WebSocket upgrades passed through (by `axum-reverse-proxy`). An
-//! upstream that cannot be reached is a 502, one that does not answer within
-//! `--upstream-timeout` a 504, both with our JSON body. A refused request never reaches the
-//! upstream: the caller gets what forward-auth answers (login redirect, 401 or 403).
+//! streamed both ways and WebSocket upgrades passed through (by `axum-reverse-proxy`), with
+//! `Via: 1.1 tollgate` both ways. An upstream that cannot be reached is a 502, one that does not
+//! answer within `--upstream-timeout` a 504, and a request that has come through the gate
+//! before (an upstream leading back to Tollgate) a 508, all with our JSON body. A refused
+//! request never reaches the upstream: the caller gets what forward-auth answers (login
+//! redirect, 401 or 403).
 
 use std::{borrow::Cow, net::IpAddr, sync::Arc, time::Duration};
 
@@ -18,7 +20,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use axum_reverse_proxy::{ReverseProxy, Rfc9110Layer};
+use axum_reverse_proxy::{ReverseProxy, Rfc9110Config, Rfc9110Layer};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use tower::{
     Layer, Service,
@@ -34,6 +36,9 @@ use crate::{authz::Upstream, error::Error, state::AppState};
 pub struct FromUpstream;
 
 type Forwarder = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
+
+/// The gate's name in `Via` (`1.1 tollgate`), by which a request that loops back is known.
+const VIA_NAME: &str = "tollgate";
 
 /// The upstreams and their proxies, longest prefix first.
 #[derive(Clone)]
@@ -57,13 +62,19 @@ impl Gate {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build(connector);
+        // Named, so that only a request that came through a Tollgate gate counts as a loop
+        // (unnamed, the layer takes any `Via` entry from a host called `proxy` for one).
+        let rfc9110 = Rfc9110Layer::with_config(Rfc9110Config {
+            pseudonym: Some(VIA_NAME.to_owned()),
+            ..Rfc9110Config::default()
+        });
         let routes = upstreams
             .into_iter()
             .map(|upstream| {
                 // Paths go to the upstream whole: the prefix only chooses the upstream.
                 let proxy = ReverseProxy::new_with_client("/", &upstream.url, client.clone());
                 let marked = MapResponseLayer::new(mark_upstream_answer).layer(proxy);
-                let forwarder = BoxCloneSyncService::new(Rfc9110Layer::new().layer(marked));
+                let forwarder = BoxCloneSyncService::new(rfc9110.layer(marked));
                 (upstream, forwarder)
             })
             .collect();
@@ -114,6 +125,9 @@ async fn check_and_forward(
                 .to_owned(),
         ),
     };
+    if came_through_us(request.headers()) {
+        return Err(Error::GateLoop);
+    }
     let principal = checks::judge(state, request.headers(), &original, LoginAnswer::Redirect)?;
     let Some(forwarder) = gate.route(request.uri().path()) else {
         return Err(Error::NotFound("Not found."));
@@ -142,6 +156,17 @@ fn mark_upstream_answer(mut response: Response) -> Response {
     }
     response.extensions_mut().insert(FromUpstream);
     response
+}
+
+/// Whether a `Via` entry is ours (`1.1 tollgate`): the request has been through the gate
+/// before. (The RFC 9110 layer checks the same, but answers with a bare 508.)
+fn came_through_us(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|entry| entry.split_whitespace().nth(1) == Some(VIA_NAME))
 }
 
 fn host_of(request: &Request) -> Option<String> {

@@ -402,3 +402,45 @@ async fn an_upstream_that_is_down_or_slow_gets_502_or_504_in_json() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn hop_by_hop_headers_stay_behind_and_via_names_the_gate() {
+    let upstream = start_upstream().await;
+    let gate = Gate::start(&format!("http://{upstream}")).await;
+    // A front proxy on a host called `proxy`: not us, so no loop.
+    let response = gate
+        .get(
+            "/public/hops",
+            &[
+                ("connection", "x-private"),
+                ("x-private", "for the next hop only"),
+                ("keep-alive", "timeout=5"),
+                ("proxy-connection", "keep-alive"),
+                ("via", "1.1 proxy"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["via"], "1.1 tollgate");
+    let echo = json(response).await;
+    for name in ["x-private", "keep-alive", "proxy-connection"] {
+        assert!(echo["headers"].get(name).is_none(), "{name}: {echo}");
+    }
+    assert_eq!(echo["headers"]["via"], "1.1 tollgate");
+}
+
+#[tokio::test]
+async fn a_request_that_comes_back_through_the_gate_gets_508_in_json() {
+    let upstream = start_upstream().await;
+    let gate = Gate::start(&format!("http://{upstream}")).await;
+    // What an upstream that leads back to Tollgate sends it: the request, with our `Via`.
+    for via in ["1.1 tollgate", "1.0 cdn, 1.1 tollgate"] {
+        let response = gate.get("/public/x", &[("via", via)]).await;
+        assert_eq!(response.status(), StatusCode::LOOP_DETECTED, "{via}");
+        let body = json(response).await;
+        assert!(
+            body["message"].as_str().unwrap().contains("leads back"),
+            "{body}"
+        );
+    }
+}
