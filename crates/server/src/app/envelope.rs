@@ -48,8 +48,24 @@ struct Shared {
     security_headers: SecurityHeaders,
     cors: CorsLayer,
     storage: Storage,
-    /// 503s are logged at most once per interval (a flood of refusals is one warning).
+    throttles: Throttles,
+}
+
+/// Server errors that come in floods are logged at most once per interval, as one warning.
+struct Throttles {
+    /// 503s: a flood of refusals while the server is busy.
     busy: LogThrottle,
+    /// The gate's 508s: a loop comes as a flood, and any client can send our `Via`.
+    loops: LogThrottle,
+}
+
+impl Throttles {
+    fn new() -> Self {
+        Self {
+            busy: LogThrottle::new(LogThrottle::INTERVAL),
+            loops: LogThrottle::new(LogThrottle::INTERVAL),
+        }
+    }
 }
 
 impl EnvelopeLayer {
@@ -58,7 +74,7 @@ impl EnvelopeLayer {
             security_headers: SecurityHeaders::new(https),
             cors,
             storage,
-            busy: LogThrottle::new(LogThrottle::INTERVAL),
+            throttles: Throttles::new(),
         }))
     }
 }
@@ -225,19 +241,29 @@ fn note_failure(shared: &Shared, origin: &Origin, response: &Response) {
     {
         shared.storage.report_unavailable(*unavailable);
     }
-    log_failure(&shared.busy, origin, status);
+    log_failure(&shared.throttles, origin, status);
 }
 
-/// Logs a server error; 503s, which come in floods when the server is busy, at most once per
-/// interval of `busy`, as a warning.
-fn log_failure(busy: &LogThrottle, origin: &Origin, status: StatusCode) {
+/// Logs a server error; 503s (the server is busy) and 508s (the gate's loops) at most once per
+/// interval each, as a warning.
+fn log_failure(throttles: &Throttles, origin: &Origin, status: StatusCode) {
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        if let Some(held_back) = busy.admit(Instant::now()) {
+        if let Some(held_back) = throttles.busy.admit(Instant::now()) {
             tracing::warn!(
                 method = %origin.method,
                 uri = %origin.uri,
                 held_back,
                 "server busy: refusing requests with 503 (logged at most every 10 s)"
+            );
+        }
+    } else if status == StatusCode::LOOP_DETECTED {
+        if let Some(held_back) = throttles.loops.admit(Instant::now()) {
+            tracing::warn!(
+                method = %origin.method,
+                uri = %origin.uri,
+                held_back,
+                "gate: a request came back through the gate (508); does an upstream URL lead to \
+                 Tollgate? (logged at most every 10 s)"
             );
         }
     } else {
@@ -474,7 +500,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flood_of_503s_is_one_warning_and_other_server_errors_stay_errors() {
+    fn a_flood_of_503s_or_508s_is_one_warning_and_other_server_errors_stay_errors() {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -482,28 +508,33 @@ mod tests {
             .with_ansi(false)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            let busy = LogThrottle::new(LogThrottle::INTERVAL);
+            let throttles = Throttles::new();
             let origin = Origin {
                 method: Method::POST,
                 uri: Uri::from_static("/api/auth/signin"),
             };
             for _ in 0..100 {
-                log_failure(&busy, &origin, StatusCode::SERVICE_UNAVAILABLE);
+                log_failure(&throttles, &origin, StatusCode::SERVICE_UNAVAILABLE);
+                log_failure(&throttles, &origin, StatusCode::LOOP_DETECTED);
             }
-            log_failure(&busy, &origin, StatusCode::INTERNAL_SERVER_ERROR);
+            log_failure(&throttles, &origin, StatusCode::INTERNAL_SERVER_ERROR);
         });
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines.len(), 3, "{text}");
         assert!(
             lines[0].contains("WARN") && lines[0].contains("server busy"),
             "{text}"
         );
         assert!(
-            lines[1].contains("ERROR")
-                && lines[1].contains("500")
-                && lines[1].contains("POST")
-                && lines[1].contains("/api/auth/signin"),
+            lines[1].contains("WARN") && lines[1].contains("came back through the gate"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("ERROR")
+                && lines[2].contains("500")
+                && lines[2].contains("POST")
+                && lines[2].contains("/api/auth/signin"),
             "{text}"
         );
     }

@@ -4,13 +4,16 @@
 //! request that is not for one of Tollgate's own routes is checked against the access rules
 //! and, when allowed, forwarded to the upstream whose path prefix is the longest match: with
 //! the identity headers set by Tollgate (client-sent copies are always removed), Tollgate's own
-//! cookies removed, `X-Forwarded-For/-Proto/-Host` added, hop-by-hop headers handled, bodies
-//! streamed both ways and WebSocket upgrades passed through (by `axum-reverse-proxy`), with
-//! `Via: 1.1 tollgate` both ways. An upstream that cannot be reached is a 502, one that does not
-//! answer within `--upstream-timeout` a 504, and a request that has come through the gate
-//! before (an upstream leading back to Tollgate) a 508, all with our JSON body. A refused
-//! request never reaches the upstream: the caller gets what forward-auth answers (login
-//! redirect, 401 or 403).
+//! cookies removed, `X-Forwarded-For/-Proto/-Host` added, bodies streamed both ways and WebSocket
+//! upgrades passed through (by `axum-reverse-proxy`'s `ReverseProxy`), and what a hop keeps to
+//! itself handled both ways ([`hops`]: hop-by-hop headers dropped, `Via` extended with
+//! `1.1 tollgate`, `Max-Forwards` counted down). An upstream that cannot be reached is a 502,
+//! one that does not answer within `--upstream-timeout` a 504, and a request that has come
+//! through the gate before (an upstream leading back to Tollgate) a 508, all with our JSON
+//! body. A refused request never reaches the upstream: the caller gets what forward-auth
+//! answers (login redirect, 401 or 403).
+
+mod hops;
 
 use std::{borrow::Cow, net::IpAddr, sync::Arc, time::Duration};
 
@@ -20,12 +23,8 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use axum_reverse_proxy::{ReverseProxy, Rfc9110Config, Rfc9110Layer};
+use axum_reverse_proxy::ReverseProxy;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use tower::{
-    Layer, Service,
-    util::{BoxCloneSyncService, MapResponseLayer},
-};
 
 use super::authz::{self as checks, IDENTITY_HEADERS, LoginAnswer};
 use crate::{authz::Upstream, error::Error, state::AppState};
@@ -35,10 +34,7 @@ use crate::{authz::Upstream, error::Error, state::AppState};
 #[derive(Debug, Clone, Copy)]
 pub struct FromUpstream;
 
-type Forwarder = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
-
-/// The gate's name in `Via` (`1.1 tollgate`), by which a request that loops back is known.
-const VIA_NAME: &str = "tollgate";
+type Forwarder = ReverseProxy<HttpConnector>;
 
 /// The upstreams and their proxies, longest prefix first.
 #[derive(Clone)]
@@ -62,20 +58,12 @@ impl Gate {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build(connector);
-        // Named, so that only a request that came through a Tollgate gate counts as a loop
-        // (unnamed, the layer takes any `Via` entry from a host called `proxy` for one).
-        let rfc9110 = Rfc9110Layer::with_config(Rfc9110Config {
-            pseudonym: Some(VIA_NAME.to_owned()),
-            ..Rfc9110Config::default()
-        });
         let routes = upstreams
             .into_iter()
             .map(|upstream| {
                 // Paths go to the upstream whole: the prefix only chooses the upstream.
                 let proxy = ReverseProxy::new_with_client("/", &upstream.url, client.clone());
-                let marked = MapResponseLayer::new(mark_upstream_answer).layer(proxy);
-                let forwarder = BoxCloneSyncService::new(rfc9110.layer(marked));
-                (upstream, forwarder)
+                (upstream, proxy)
             })
             .collect();
         Some(Self { routes, timeout })
@@ -125,7 +113,7 @@ async fn check_and_forward(
                 .to_owned(),
         ),
     };
-    if came_through_us(request.headers()) {
+    if hops::came_through_us(request.headers()) {
         return Err(Error::GateLoop);
     }
     let principal = checks::judge(state, request.headers(), &original, LoginAnswer::Redirect)?;
@@ -133,40 +121,60 @@ async fn check_and_forward(
         return Err(Error::NotFound("Not found."));
     };
     let client_ip = super::extract::client_ip(state, request.extensions(), request.headers());
+    let version = request.version();
+    let upgrade = is_upgrade(request.headers());
     let mut request = request;
+    // Max-Forwards 0 on TRACE or OPTIONS: this hop is the last, and answers itself (without
+    // echoing a TRACE back). (OPTIONS seldom gets here: the envelope answers it as a preflight.)
+    if hops::is_last_hop(&original.method, request.headers_mut()) {
+        return if original.method == Method::OPTIONS {
+            Ok(StatusCode::OK.into_response())
+        } else {
+            Err(Error::MethodNotAllowed)
+        };
+    }
+    let headers = request.headers_mut();
+    // First what the client's hop keeps to itself (a client's `Connection` may name any
+    // header), then ours, which nothing the client sent can take away.
+    hops::strip(headers, upgrade);
+    hops::add_via(headers, version);
     prepare(
-        request.headers_mut(),
+        headers,
         &checks::identity(principal.as_deref())?,
         client_ip,
         state.settings.https,
     );
-    match tokio::time::timeout(gate.timeout, forwarder.clone().call(request)).await {
-        Err(_) => Err(Error::UpstreamTimeout),
-        Ok(Ok(response)) => Ok(response),
+    let response = match tokio::time::timeout(gate.timeout, forwarder.proxy_request(request)).await
+    {
+        Err(_) => return Err(Error::UpstreamTimeout),
+        Ok(Ok(response)) => response,
         Ok(Err(never)) => match never {},
-    }
+    };
+    Ok(upstream_answer(response, upgrade))
 }
 
-/// Tells the upstream's answers from the proxy's own when it cannot reach the upstream: that
-/// one is a 502 with no headers at all (an upstream's answer always has some, if only `date`
-/// or `content-length`), and becomes our JSON 502. The upstream's are marked as such.
-fn mark_upstream_answer(mut response: Response) -> Response {
+/// A WebSocket handshake, whose `Connection` and `Upgrade` go to the upstream.
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::SEC_WEBSOCKET_KEY)
+        && headers.contains_key(header::SEC_WEBSOCKET_VERSION)
+}
+
+/// The upstream's answer as the client gets it: marked as the upstream's (its headers are its
+/// own, not ours to replace), less what its hop keeps to itself, with our `Via`. Unless the
+/// proxy could not reach the upstream: its answer then is a 502 with no headers at all (an
+/// upstream's answer always has some, if only `date` or `content-length`), and becomes our
+/// JSON 502.
+fn upstream_answer(mut response: Response, upgrade: bool) -> Response {
     if response.status() == StatusCode::BAD_GATEWAY && response.headers().is_empty() {
         return Error::UpstreamUnreachable.into_response();
     }
+    let version = response.version();
+    let switched = upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    hops::strip(headers, switched);
+    hops::add_via(headers, version);
     response.extensions_mut().insert(FromUpstream);
     response
-}
-
-/// Whether a `Via` entry is ours (`1.1 tollgate`): the request has been through the gate
-/// before. (The RFC 9110 layer checks the same, but answers with a bare 508.)
-fn came_through_us(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::VIA)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|entry| entry.split_whitespace().nth(1) == Some(VIA_NAME))
 }
 
 fn host_of(request: &Request) -> Option<String> {

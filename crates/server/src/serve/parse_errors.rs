@@ -15,7 +15,8 @@ use crate::error::Error;
 
 /// Our answer in place of `written`, when `written` is hyper's own answer to a parse error.
 pub(super) fn json_answer(written: &[u8]) -> Option<Vec<u8>> {
-    // Every answer passes here: the status decides first, on the bytes, for the 2xx that most are.
+    // Whatever is written while no request is in flight passes here (forward-auth's empty 200s
+    // among it): the status decides first, on the bytes.
     let error = match written.strip_prefix(b"HTTP/1.1 ")?.get(..4)? {
         b"400 " => Error::MalformedRequest,
         b"414 " => Error::UriTooLong,

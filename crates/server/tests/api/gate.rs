@@ -52,16 +52,17 @@ policy = "bypass"
 async fn echo(request: Request) -> impl IntoResponse {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    let headers: serde_json::Map<String, Value> = parts
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                Value::String(value.to_str().unwrap_or("<binary>").to_owned()),
-            )
-        })
-        .collect();
+    // Every value of a header, comma-joined in the order received.
+    let mut headers = serde_json::Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|value| value.to_str().unwrap_or("<binary>"))
+            .collect();
+        headers.insert(name.as_str().to_owned(), Value::String(values.join(", ")));
+    }
     (
         [
             (
@@ -105,6 +106,21 @@ async fn ws_echo(ws: WebSocketUpgrade, headers: HeaderMap) -> impl IntoResponse 
 async fn start_upstream() -> SocketAddr {
     let app = Router::new()
         .route("/ws", get(ws_echo))
+        .route(
+            "/public/hop-answer",
+            get(|| async {
+                (
+                    [
+                        ("connection", "x-hop"),
+                        ("x-hop", "for the gate only"),
+                        ("keep-alive", "timeout=5"),
+                        ("via", "1.1 app"),
+                        ("x-upstream", "yes"),
+                    ],
+                    "ok",
+                )
+            }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -404,10 +420,10 @@ async fn an_upstream_that_is_down_or_slow_gets_502_or_504_in_json() {
 }
 
 #[tokio::test]
-async fn hop_by_hop_headers_stay_behind_and_via_names_the_gate() {
+async fn hop_by_hop_headers_stay_behind_both_ways_and_via_grows_by_the_gate() {
     let upstream = start_upstream().await;
     let gate = Gate::start(&format!("http://{upstream}")).await;
-    // A front proxy on a host called `proxy`: not us, so no loop.
+    // A front proxy on a host called `proxy` is not us: no loop, and its entry stays.
     let response = gate
         .get(
             "/public/hops",
@@ -416,6 +432,7 @@ async fn hop_by_hop_headers_stay_behind_and_via_names_the_gate() {
                 ("x-private", "for the next hop only"),
                 ("keep-alive", "timeout=5"),
                 ("proxy-connection", "keep-alive"),
+                ("via", "1.0 fred"),
                 ("via", "1.1 proxy"),
             ],
         )
@@ -426,7 +443,49 @@ async fn hop_by_hop_headers_stay_behind_and_via_names_the_gate() {
     for name in ["x-private", "keep-alive", "proxy-connection"] {
         assert!(echo["headers"].get(name).is_none(), "{name}: {echo}");
     }
-    assert_eq!(echo["headers"]["via"], "1.1 tollgate");
+    assert_eq!(echo["headers"]["via"], "1.0 fred, 1.1 proxy, 1.1 tollgate");
+
+    // The upstream's answer: its own hop's headers stay behind, its `Via` stays, ours follows.
+    let response = gate.get("/public/hop-answer", &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-upstream"], "yes");
+    for name in ["x-hop", "keep-alive"] {
+        assert!(response.headers().get(name).is_none(), "{name}");
+    }
+    let via: Vec<&str> = response
+        .headers()
+        .get_all("via")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(via, ["1.1 app", "1.1 tollgate"]);
+}
+
+#[tokio::test]
+async fn max_forwards_is_counted_down_and_zero_is_answered_by_the_gate() {
+    let upstream = start_upstream().await;
+    let gate = Gate::start(&format!("http://{upstream}")).await;
+    // TRACE (OPTIONS never reaches the gate: Tollgate answers it as a CORS preflight).
+    let trace = |max_forwards: &str| {
+        gate.client
+            .request(
+                reqwest::Method::TRACE,
+                format!("{}/public/trace", gate.base),
+            )
+            .header("max-forwards", max_forwards)
+            .send()
+    };
+    let echo = json(trace("3").await.unwrap()).await;
+    assert_eq!(echo["method"], "TRACE");
+    assert_eq!(echo["headers"]["max-forwards"], "2");
+    // 0: the gate is the last hop and answers itself (it does not echo requests back); the
+    // upstream never sees it.
+    let response = trace("0").await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().get("x-upstream").is_none());
+    // Other methods carry it as it is.
+    let echo = json(gate.get("/public/get", &[("max-forwards", "0")]).await).await;
+    assert_eq!(echo["headers"]["max-forwards"], "0");
 }
 
 #[tokio::test]
