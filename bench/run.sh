@@ -15,9 +15,8 @@
 #   GET  /health             the trivial route of the guide's Express API (docs/examples/express,
 #                            the tutorial's own stack), directly and through Tollgate in gate
 #                            mode (bench/rules.toml: signed in), alternating twice each
-#   GET  /app/hello          the same through the gate to the bare axum server: an upstream that
-#                            costs next to nothing, so the ratio is the gate's whole cost
-#                            (reported, not a target: see below)
+#   GET  /app/hello          the same with the bare axum server as the upstream: one that costs
+#                            next to nothing, so the ratio is the gate's whole cost
 #   POST /api/auth/signin    argon2id password check + token signing
 #   GET  /api/test/user      again, while a second wrk floods POST /api/auth/signin
 #   POST /api/auth/refreshtoken   mints BENCH_TOKENS distinct access tokens (refresh rotation)
@@ -28,14 +27,17 @@
 #   req/s(Tollgate /healthz) / req/s(bare /healthz) >= 0.8 (the layers' per-request floor)
 #   req/s(/api/test/user) / req/s(/healthz)   >= 0.8   (token checks are cheap)
 #   req/s(forward-auth) / req/s(/api/test/user) >= 0.9 (a proxy's check costs no more than a route)
-#   req/s(gate) / req/s(Express direct)       >= 0.7   (the gate's cost on a trivial route)
+#   req/s(gate) / req/s(upstream direct)      >= 0.7   (an upstream's trivial route through the
+#                                                       gate), for each of the two upstreams
 #   p99 of /api/test/user under signin flood  <  5 ms  (hashing does not starve other requests)
 #   peak RSS through all of it                <= 100 MiB (sign-in flood and BENCH_TOKENS tokens)
 #
-# Through the gate, every request is a second HTTP exchange (Tollgate's client to the upstream)
-# on the same two cores as the load generator and the upstream. Against the bare axum upstream,
-# whose own cost per request is about that of one exchange, no proxy can keep 0.7: the line is
-# printed so that the gate's own cost stays visible, and is not a target.
+# The two gate ratios answer different questions. The Express API (Node serves it on one core)
+# is a real app's trivial route: whether the gate keeps such an app's throughput, and it cannot
+# show the gate getting slower while the gate has CPU to spare. The bare axum upstream shows the
+# gate's whole cost, but through the gate every request is a second HTTP exchange on the two
+# cores that wrk and the upstream share, while that upstream's whole answer costs about one
+# exchange: on two cores it stays far below 0.7 (see the README).
 #
 # It also prints the server's memory (VmRSS and VmHWM from /proc): idle after start, peak, and a
 # few seconds after the last run; and the minor page faults per sign-in.
@@ -110,7 +112,7 @@ command -v node >/dev/null || die "node is required for the Express upstream (e.
 express_dir="$repo/docs/examples/express"
 if [[ ! -d $express_dir/node_modules/express ]]; then
     echo "installing the Express example's packages: npm ci in $express_dir" >&2
-    (cd "$express_dir" && npm ci --no-audit --no-fund >/dev/null) || die "npm ci in $express_dir failed"
+    (cd "$express_dir" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null) || die "npm ci in $express_dir failed"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ cleanup() {
     if [[ -n $baseline_pid ]]; then stop "$baseline_pid"; fi
     if [[ -n $express_pid ]]; then stop "$express_pid"; fi
     if [[ -n ${BENCH_RAW_DIR:-} ]]; then
-        mkdir -p "$BENCH_RAW_DIR" && cp "$tmp"/*.txt "$tmp"/server.log "$BENCH_RAW_DIR"/ 2>/dev/null || true
+        mkdir -p "$BENCH_RAW_DIR" && cp "$tmp"/*.txt "$tmp"/*.log "$tmp"/rules.toml "$BENCH_RAW_DIR"/ 2>/dev/null || true
     fi
     rm -rf "$tmp"
     exit "$status"
@@ -537,6 +539,7 @@ forward_ok=$(awk -v r="$forward" -v min="$min_forward_ratio" 'BEGIN { print (r >
 gated=$(awk -v a="${rps[GET /health (Express, through the gate)]}" -v b="${rps[GET /health (Express, direct)]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 gated_ok=$(awk -v r="$gated" -v min="$min_gate_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
 gated_bare=$(awk -v a="${rps[GET /app/hello (bare, through the gate)]}" -v b="${rps[GET /app/hello (bare axum, direct)]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+gated_bare_ok=$(awk -v r="$gated_bare" -v min="$min_gate_ratio" 'BEGIN { print (r >= min) ? 1 : 0 }')
 tokens_ok=$(((minted == tokens_wanted && distinct == tokens_wanted) ? 1 : 0))
 peak_ok=$(awk -v p="$peak_rss" -v max="$max_peak_rss_mib" -v t="$tokens_ok" 'BEGIN { print (t && p + 0 <= max) ? 1 : 0 }')
 flood_p99=${p99[GET /api/test/user (signin flood)]}
@@ -552,8 +555,8 @@ printf '%-58s %10s  %s\n' "req/s(forward-auth) / req/s(/api/test/user) (target >
     "$forward" "$(verdict "$forward_ok" "GET /api/authz/forward-auth" "GET /api/test/user")"
 printf '%-58s %10s  %s\n' "req/s(Express via the gate) / req/s(direct) (target >= $min_gate_ratio)" \
     "$gated" "$(verdict "$gated_ok" "GET /health (Express, through the gate)" "GET /health (Express, direct)")"
-printf '%-58s %10s  %s\n' "req/s(bare axum via the gate) / req/s(direct) (no target)" \
-    "$gated_bare" "(the gate's whole cost; see the header of this script)"
+printf '%-58s %10s  %s\n' "req/s(bare axum via the gate) / req/s(direct) (target >= $min_gate_ratio)" \
+    "$gated_bare" "$(verdict "$gated_bare_ok" "GET /app/hello (bare, through the gate)" "GET /app/hello (bare axum, direct)")"
 
 printf '%-58s %10s  %s\n' "peak RSS, sign-in flood + $tokens_wanted tokens (target <= $max_peak_rss_mib MiB)" \
     "$peak_rss MiB" "$(verdict "$peak_ok" "POST /api/auth/signin (the flood)" "GET /api/test/user (each token once)")"
@@ -580,4 +583,4 @@ if ((invalid)); then
     echo "INVALID: at least one wrk run had errors, so its figures do not measure the intended path."
     exit 2
 fi
-((floor_ok && ratio_ok && flood_ok && peak_ok && forward_ok && gated_ok)) || exit 1
+((floor_ok && ratio_ok && flood_ok && peak_ok && forward_ok && gated_ok && gated_bare_ok)) || exit 1
