@@ -262,8 +262,8 @@ fn log_failure(throttles: &Throttles, origin: &Origin, status: StatusCode) {
                 method = %origin.method,
                 uri = %origin.uri,
                 held_back,
-                "gate: a request came back through the gate (508); does an upstream URL lead to \
-                 Tollgate? (logged at most every 10 s)"
+                "gate: a request carried the gate's own Via (508): an upstream URL that leads \
+                 back to Tollgate, or a client sending it (logged at most every 10 s)"
             );
         }
     } else {
@@ -527,7 +527,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            lines[1].contains("WARN") && lines[1].contains("came back through the gate"),
+            lines[1].contains("WARN") && lines[1].contains("the gate's own Via"),
             "{text}"
         );
         assert!(

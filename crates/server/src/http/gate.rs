@@ -20,7 +20,7 @@ use std::{borrow::Cow, net::IpAddr, sync::Arc, time::Duration};
 use api::wire::{ACCESS_COOKIE, REFRESH_COOKIE};
 use axum::{
     extract::{Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use axum_reverse_proxy::ReverseProxy;
@@ -122,7 +122,7 @@ async fn check_and_forward(
     };
     let client_ip = super::extract::client_ip(state, request.extensions(), request.headers());
     let version = request.version();
-    let upgrade = is_upgrade(request.headers());
+    let upgrade = hops::is_websocket_upgrade(request.headers());
     let mut request = request;
     // Max-Forwards 0 on TRACE or OPTIONS: this hop is the last, and answers itself (without
     // echoing a TRACE back). (OPTIONS seldom gets here: the envelope answers it as a preflight.)
@@ -136,11 +136,15 @@ async fn check_and_forward(
     let headers = request.headers_mut();
     // First what the client's hop keeps to itself (a client's `Connection` may name any
     // header), then ours, which nothing the client sent can take away.
-    hops::strip(headers, upgrade);
+    hops::strip(headers);
+    if upgrade {
+        hops::carry_websocket_upgrade(headers);
+    }
     hops::add_via(headers, version);
     prepare(
         headers,
         &checks::identity(principal.as_deref())?,
+        original.host.as_deref(),
         client_ip,
         state.settings.https,
     );
@@ -153,25 +157,27 @@ async fn check_and_forward(
     Ok(upstream_answer(response, upgrade))
 }
 
-/// A WebSocket handshake, whose `Connection` and `Upgrade` go to the upstream.
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::SEC_WEBSOCKET_KEY)
-        && headers.contains_key(header::SEC_WEBSOCKET_VERSION)
-}
-
 /// The upstream's answer as the client gets it: marked as the upstream's (its headers are its
 /// own, not ours to replace), less what its hop keeps to itself, with our `Via`. Unless the
-/// proxy could not reach the upstream: its answer then is a 502 with no headers at all (an
-/// upstream's answer always has some, if only `date` or `content-length`), and becomes our
-/// JSON 502.
+/// proxy could not reach the upstream: its answer then has no headers at all (an upstream's
+/// always has some, if only `date` or `content-length`), a 502, or a 500 with the reason a
+/// WebSocket handshake failed, and becomes our JSON 502 (the reason goes to the log).
 fn upstream_answer(mut response: Response, upgrade: bool) -> Response {
-    if response.status() == StatusCode::BAD_GATEWAY && response.headers().is_empty() {
+    if response.headers().is_empty()
+        && matches!(
+            response.status(),
+            StatusCode::BAD_GATEWAY | StatusCode::INTERNAL_SERVER_ERROR
+        )
+    {
         return Error::UpstreamUnreachable.into_response();
     }
     let version = response.version();
-    let switched = upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
-    hops::strip(headers, switched);
+    hops::strip(headers);
+    if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        hops::carry_websocket_upgrade(response.headers_mut());
+    }
+    let headers = response.headers_mut();
     hops::add_via(headers, version);
     response.extensions_mut().insert(FromUpstream);
     response
@@ -191,6 +197,7 @@ fn host_of(request: &Request) -> Option<String> {
 fn prepare(
     headers: &mut HeaderMap,
     identity: &[(axum::http::HeaderName, HeaderValue); 4],
+    host: Option<&str>,
     client_ip: IpAddr,
     https: bool,
 ) {
@@ -201,21 +208,33 @@ fn prepare(
         headers.insert(name.clone(), value.clone());
     }
     strip_our_cookies(headers);
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {client_ip}"),
-        None => client_ip.to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", value);
+    // The addresses before ours (every line of them), then the client's as we saw it.
+    let mut forwarded_for: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client = client_ip.to_string();
+    forwarded_for.push(&client);
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for.join(", ")) {
+        headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if https { "https" } else { "http" }),
     );
-    if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.insert("x-forwarded-host", host);
+    // The host the rules judged, never one the client claims besides (nor an RFC 7239
+    // `Forwarded`, which we do not write).
+    headers.remove(header::FORWARDED);
+    headers.remove(X_FORWARDED_HOST);
+    if let Some(value) = host.and_then(|host| HeaderValue::from_str(host).ok()) {
+        headers.insert(X_FORWARDED_HOST, value);
     }
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Removes Tollgate's cookies from the `Cookie` headers: the upstream has no use for the
 /// caller's tokens (a service that verifies tokens itself gets them in `Authorization`).

@@ -438,7 +438,13 @@ async fn hop_by_hop_headers_stay_behind_both_ways_and_via_grows_by_the_gate() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["via"], "1.1 tollgate");
+    let via: Vec<&str> = response
+        .headers()
+        .get_all("via")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(via, ["1.1 tollgate"]);
     let echo = json(response).await;
     for name in ["x-private", "keep-alive", "proxy-connection"] {
         assert!(echo["headers"].get(name).is_none(), "{name}: {echo}");
@@ -459,6 +465,67 @@ async fn hop_by_hop_headers_stay_behind_both_ways_and_via_grows_by_the_gate() {
         .map(|v| v.to_str().unwrap())
         .collect();
     assert_eq!(via, ["1.1 app", "1.1 tollgate"]);
+}
+
+#[tokio::test]
+async fn a_clients_connection_header_cannot_take_away_or_forge_what_the_gate_sets() {
+    let upstream = start_upstream().await;
+    let gate = Gate::start(&format!("http://{upstream}")).await;
+    let token = gate.app.user_with_roles("uma", &[Role::User]).await;
+    let host = gate.base.trim_start_matches("http://").to_owned();
+    let echo = json(
+        gate.get(
+            "/app/orders",
+            &[
+                ("x-access-token", &token),
+                (
+                    "connection",
+                    "host, remote-user, remote-groups, x-forwarded-for, x-forwarded-host, via",
+                ),
+                ("x-forwarded-host", "admin.example"),
+                ("forwarded", "host=admin.example"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    let headers = &echo["headers"];
+    assert_eq!(headers["remote-user"], "uma", "{echo}");
+    assert_eq!(headers["remote-groups"], "user");
+    assert_eq!(headers["x-forwarded-host"], host.as_str());
+    assert!(headers.get("forwarded").is_none(), "{echo}");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["via"], "1.1 tollgate");
+    // Without `Connection`, an earlier hop's addresses stay, ours last; a claimed host never does.
+    let echo = json(
+        gate.get(
+            "/app/orders",
+            &[
+                ("x-access-token", &token),
+                ("x-forwarded-host", "admin.example"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(echo["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(echo["headers"]["x-forwarded-host"], host.as_str());
+    // `Host` named away, a host claimed beside it: the upstream still gets the judged one.
+    let echo = json(
+        gate.get(
+            "/app/orders",
+            &[
+                ("x-access-token", &token),
+                ("connection", "host"),
+                ("x-forwarded-host", "admin.example"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(echo["headers"]["x-forwarded-host"], host.as_str(), "{echo}");
 }
 
 #[tokio::test]

@@ -2,39 +2,64 @@
 //! connection's own headers, which it drops both ways; `Via`, to which it adds itself after the
 //! hops before it; and `Max-Forwards`, which it counts down on TRACE and OPTIONS.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header, header::Entry};
 
 /// The gate's name in `Via`, by which a request that comes back through it is known.
 pub const VIA_NAME: &str = "tollgate";
 
-/// The headers no hop passes on (RFC 9110 §7.6.1), besides those its `Connection` names.
-/// `Trailer` too: each hop frames the body anew.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
+/// The headers no hop passes on (RFC 9110 §7.6.1), besides `Connection` and those it names.
+const HOP_BY_HOP: [HeaderName; 5] = [
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::TE,
-    header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
 
-/// Removes the hop-by-hop headers and those `Connection` names. An upgrade (a WebSocket
-/// handshake and its 101) keeps `Connection` and `Upgrade`, which carry it to the next hop.
-pub fn strip(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
+/// Removes `Connection`, the headers it names, and the other hop-by-hop headers. Whatever a
+/// sender named goes, whoever set it: so the gate strips before it sets its own headers.
+pub fn strip(headers: &mut HeaderMap) {
+    if let Entry::Occupied(connection) = headers.entry(header::CONNECTION) {
+        let (_, values) = connection.remove_entry_mult();
+        let values: Vec<HeaderValue> = values.collect();
+        for name in values
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+        {
+            // By `&str`: no allocation, and a name that is not one is simply not there.
+            headers.remove(name.trim());
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Whether the headers ask for a WebSocket upgrade: `Upgrade: websocket`, `Connection`
+/// naming `upgrade`, and the handshake's key and version.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("websocket"));
+    let connection = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in HOP_BY_HOP.iter().chain(&named) {
-        if upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
-            continue;
-        }
-        headers.remove(name);
-    }
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    upgrade
+        && connection
+        && headers.contains_key(header::SEC_WEBSOCKET_KEY)
+        && headers.contains_key(header::SEC_WEBSOCKET_VERSION)
+}
+
+/// What carries a WebSocket upgrade to the next hop, exactly: set after [`strip`] on the
+/// handshake and on its 101, so that nothing else a sender's `Connection` named goes along.
+pub fn carry_websocket_upgrade(headers: &mut HeaderMap) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
 }
 
 /// Whether a `Via` entry names this gate as the hop that received it.
@@ -71,10 +96,14 @@ pub fn is_last_hop(method: &Method, headers: &mut HeaderMap) -> bool {
     if method != Method::TRACE && method != Method::OPTIONS {
         return false;
     }
+    // Digits only (`+3` is not a value), and a value past any real chain of proxies counts as
+    // the largest one.
     let Some(left) = headers
         .get(header::MAX_FORWARDS)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u32>().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+        .map(|value| value.parse::<u32>().unwrap_or(u32::MAX))
     else {
         return false;
     };
@@ -110,23 +139,47 @@ mod tests {
             ("proxy-connection", "keep-alive"),
             ("upgrade", "h2c"),
             ("x-kept", "3"),
+            // Not hop-by-hop (RFC 9110 §6.6.2): it announces the body's trailers.
+            ("trailer", "x-checksum"),
         ]);
-        strip(&mut map, false);
-        let left: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["x-kept"]);
+        strip(&mut map);
+        let mut left: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["trailer", "x-kept"]);
+        // Names that are not header names are no harm.
+        let mut map = headers(&[("connection", "not a name, , x@y, ;"), ("x-kept", "1")]);
+        strip(&mut map);
+        assert_eq!(map.len(), 1);
     }
 
     #[test]
-    fn an_upgrade_keeps_what_carries_it() {
+    fn an_upgrade_carries_exactly_connection_upgrade_and_upgrade_websocket() {
         let mut map = headers(&[
-            ("connection", "Upgrade"),
-            ("upgrade", "websocket"),
+            ("connection", "Upgrade, remote-user"),
+            ("upgrade", "WebSocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
             ("keep-alive", "timeout=5"),
+            ("remote-user", "root"),
         ]);
-        strip(&mut map, true);
-        assert_eq!(map["connection"], "Upgrade");
+        assert!(is_websocket_upgrade(&map));
+        strip(&mut map);
+        carry_websocket_upgrade(&mut map);
+        assert_eq!(map["connection"], "upgrade");
         assert_eq!(map["upgrade"], "websocket");
-        assert!(map.get("keep-alive").is_none());
+        for gone in ["keep-alive", "remote-user"] {
+            assert!(map.get(gone).is_none(), "{gone}");
+        }
+        // h2c, or a key without the rest, is no WebSocket handshake.
+        let h2c = headers(&[
+            ("connection", "upgrade"),
+            ("upgrade", "h2c"),
+            ("sec-websocket-key", "x"),
+            ("sec-websocket-version", "13"),
+        ]);
+        assert!(!is_websocket_upgrade(&h2c));
+        let bare = headers(&[("sec-websocket-key", "x"), ("sec-websocket-version", "13")]);
+        assert!(!is_websocket_upgrade(&bare));
     }
 
     #[test]
@@ -165,8 +218,14 @@ mod tests {
         assert_eq!(map["max-forwards"], "0");
         assert!(is_last_hop(&Method::OPTIONS, &mut map));
         assert!(!is_last_hop(&Method::GET, &mut map));
-        let mut odd = headers(&[("max-forwards", "lots")]);
-        assert!(!is_last_hop(&Method::OPTIONS, &mut odd));
-        assert_eq!(odd["max-forwards"], "lots");
+        for odd in ["lots", "+3", "-1", ""] {
+            let mut map = HeaderMap::new();
+            map.insert(header::MAX_FORWARDS, HeaderValue::from_str(odd).unwrap());
+            assert!(!is_last_hop(&Method::TRACE, &mut map), "{odd}");
+            assert_eq!(map[header::MAX_FORWARDS], odd);
+        }
+        let mut huge = headers(&[("max-forwards", "99999999999999999999")]);
+        assert!(!is_last_hop(&Method::TRACE, &mut huge));
+        assert_eq!(huge["max-forwards"], (u32::MAX - 1).to_string().as_str());
     }
 }
