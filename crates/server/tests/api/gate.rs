@@ -390,6 +390,30 @@ async fn websockets_pass_through_the_gate() {
 }
 
 #[tokio::test]
+async fn a_websocket_the_upstream_refuses_is_our_json_502() {
+    let upstream = start_upstream().await;
+    let gate = Gate::start(&format!("http://{upstream}")).await;
+    // `/public/...` is the echo, which answers a handshake with a plain 200.
+    let url = format!(
+        "{}/public/not-a-socket",
+        gate.base.replace("http://", "ws://")
+    );
+    let refused = tokio_tungstenite::connect_async(url.as_str()).await;
+    let Err(tokio_tungstenite::tungstenite::Error::Http(response)) = refused else {
+        panic!("expected an HTTP refusal, got {refused:?}");
+    };
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn an_upstream_that_is_down_or_slow_gets_502_or_504_in_json() {
     // A port nothing listens on.
     let closed = {
