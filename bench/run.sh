@@ -202,50 +202,42 @@ start_server() {
     die "the server did not answer GET /healthz within 30 s; its log:"$'\n'"$(cat "$tmp/server.log")"
 }
 
-# The bare axum server, on its own free port.
-for ((attempt = 0; attempt < 20; attempt++)); do
-    candidate=$((10000 + RANDOM % 20000))
-    port_is_free "$candidate" || continue
-    "$baseline_bin" "127.0.0.1:$candidate" >"$tmp/baseline.log" 2>&1 &
-    baseline_pid=$!
-    for ((i = 0; i < 100; i++)); do
-        [[ $(http -o /dev/null -w '%{http_code}' "http://127.0.0.1:$candidate/healthz" 2>/dev/null) == 200 ]] && break
-        kill -0 "$baseline_pid" 2>/dev/null || break
-        sleep 0.1
+# start_beside NAME PATH PID_VAR BASE_VAR LAUNCHER: runs `LAUNCHER PORT` in the background
+# (the launcher execs the server, so that the pid is the server's) on a free port, until GET
+# PATH answers 200; sets PID_VAR (at once, so cleanup can stop it) and BASE_VAR. Its output goes
+# to $tmp/NAME.log.
+start_beside() {
+    local name=$1 path=$2 pid_var=$3 base_var=$4 launcher=$5 attempt candidate pid i
+    for ((attempt = 0; attempt < 20; attempt++)); do
+        candidate=$((10000 + RANDOM % 20000))
+        port_is_free "$candidate" || continue
+        ("$launcher" "$candidate") >"$tmp/$name.log" 2>&1 &
+        pid=$!
+        printf -v "$pid_var" '%s' "$pid"
+        for ((i = 0; i < 100; i++)); do
+            [[ $(http -o /dev/null -w '%{http_code}' "http://127.0.0.1:$candidate$path" 2>/dev/null) == 200 ]] && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            printf -v "$base_var" '%s' "http://127.0.0.1:$candidate"
+            echo "$name: pid $pid on http://127.0.0.1:$candidate" >&2
+            return
+        fi
+        wait "$pid" 2>/dev/null || true
+        printf -v "$pid_var" '%s' ""
     done
-    if kill -0 "$baseline_pid" 2>/dev/null; then
-        baseline_base="http://127.0.0.1:$candidate"
-        break
-    fi
-    wait "$baseline_pid" 2>/dev/null || true
-    baseline_pid=
-done
-[[ -n ${baseline_base:-} ]] || die "could not start the baseline server; its log:"$'\n'"$(cat "$tmp/baseline.log")"
-echo "baseline: pid $baseline_pid on $baseline_base" >&2
+    die "could not start the $name server; its log:"$'\n'"$(cat "$tmp/$name.log")"
+}
 
-# The guide's Express API, on its own free port (it verifies tokens against this run's Tollgate
-# on its protected route; its /health, measured here, does nothing).
-express_base=
-for ((attempt = 0; attempt < 20; attempt++)); do
-    candidate=$((10000 + RANDOM % 20000))
-    port_is_free "$candidate" || continue
-    (cd "$express_dir" && PORT=$candidate TOLLGATE_URL=http://127.0.0.1:1 exec node server.mjs) \
-        >"$tmp/express.log" 2>&1 &
-    express_pid=$!
-    for ((i = 0; i < 100; i++)); do
-        [[ $(http -o /dev/null -w '%{http_code}' "http://127.0.0.1:$candidate/health" 2>/dev/null) == 200 ]] && break
-        kill -0 "$express_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$express_pid" 2>/dev/null; then
-        express_base="http://127.0.0.1:$candidate"
-        break
-    fi
-    wait "$express_pid" 2>/dev/null || true
-    express_pid=
-done
-[[ -n $express_base ]] || die "could not start the Express upstream; its log:"$'\n'"$(cat "$tmp/express.log")"
-echo "express: pid $express_pid on $express_base" >&2
+# The bare axum server.
+launch_baseline() { exec "$baseline_bin" "127.0.0.1:$1"; }
+start_beside baseline /healthz baseline_pid baseline_base launch_baseline
+
+# The guide's Express API (it verifies tokens against this run's Tollgate on its protected
+# route; its /health, measured here, does nothing).
+launch_express() { cd "$express_dir" && PORT=$1 TOLLGATE_URL=http://127.0.0.1:1 exec node server.mjs; }
+start_beside express /health express_pid express_base launch_express
 
 # The benchmark's rules, and the Express API as the upstream of /health (the bare server is
 # the upstream of everything else, through --upstream).

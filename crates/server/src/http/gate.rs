@@ -172,12 +172,12 @@ fn upstream_answer(mut response: Response, upgrade: bool) -> Response {
         return Error::UpstreamUnreachable.into_response();
     }
     let version = response.version();
+    let switched = upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     hops::strip(headers);
-    if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        hops::carry_websocket_upgrade(response.headers_mut());
+    if switched {
+        hops::carry_websocket_upgrade(headers);
     }
-    let headers = response.headers_mut();
     hops::add_via(headers, version);
     response.extensions_mut().insert(FromUpstream);
     response
@@ -226,15 +226,14 @@ fn prepare(
     // The host the rules judged, never one the client claims besides (nor an RFC 7239
     // `Forwarded`, which we do not write).
     headers.remove(header::FORWARDED);
-    headers.remove(X_FORWARDED_HOST);
+    headers.remove(checks::X_FORWARDED_HOST);
     if let Some(value) = host.and_then(|host| HeaderValue::from_str(host).ok()) {
-        headers.insert(X_FORWARDED_HOST, value);
+        headers.insert(checks::X_FORWARDED_HOST, value);
     }
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Removes Tollgate's cookies from the `Cookie` headers: the upstream has no use for the
 /// caller's tokens (a service that verifies tokens itself gets them in `Authorization`).

@@ -167,6 +167,11 @@ impl Gate {
         }
     }
 
+    /// What the echo upstream received for a GET through the gate.
+    async fn echo(&self, path: &str, headers: &[(&str, &str)]) -> Value {
+        json(self.get(path, headers).await).await
+    }
+
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.client.get(format!("{}{path}", self.base));
         for (name, value) in headers {
@@ -231,7 +236,7 @@ async fn allowed_requests_reach_the_upstream_with_our_identity_headers_only() {
     assert!(echo["headers"]["x-forwarded-host"].is_string());
 
     // `/` is the upstream's in gate mode; Tollgate keeps its API and its sign-in pages.
-    let echo = json(gate.get("/", &[]).await).await;
+    let echo = gate.echo("/", &[]).await;
     assert_eq!(echo["uri"], "/");
     let response = gate.get("/api/test/all", &[]).await;
     assert_eq!(response.text().await.unwrap(), "Public Content.");
@@ -497,8 +502,8 @@ async fn a_clients_connection_header_cannot_take_away_or_forge_what_the_gate_set
     let gate = Gate::start(&format!("http://{upstream}")).await;
     let token = gate.app.user_with_roles("uma", &[Role::User]).await;
     let host = gate.base.trim_start_matches("http://").to_owned();
-    let echo = json(
-        gate.get(
+    let echo = gate
+        .echo(
             "/app/orders",
             &[
                 ("x-access-token", &token),
@@ -511,9 +516,7 @@ async fn a_clients_connection_header_cannot_take_away_or_forge_what_the_gate_set
                 ("x-forwarded-for", "203.0.113.9"),
             ],
         )
-        .await,
-    )
-    .await;
+        .await;
     let headers = &echo["headers"];
     assert_eq!(headers["remote-user"], "uma", "{echo}");
     assert_eq!(headers["remote-groups"], "user");
@@ -522,8 +525,8 @@ async fn a_clients_connection_header_cannot_take_away_or_forge_what_the_gate_set
     assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
     assert_eq!(headers["via"], "1.1 tollgate");
     // Without `Connection`, an earlier hop's addresses stay, ours last; a claimed host never does.
-    let echo = json(
-        gate.get(
+    let echo = gate
+        .echo(
             "/app/orders",
             &[
                 ("x-access-token", &token),
@@ -531,14 +534,12 @@ async fn a_clients_connection_header_cannot_take_away_or_forge_what_the_gate_set
                 ("x-forwarded-for", "203.0.113.9"),
             ],
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(echo["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
     assert_eq!(echo["headers"]["x-forwarded-host"], host.as_str());
     // `Host` named away, a host claimed beside it: the upstream still gets the judged one.
-    let echo = json(
-        gate.get(
+    let echo = gate
+        .echo(
             "/app/orders",
             &[
                 ("x-access-token", &token),
@@ -546,9 +547,7 @@ async fn a_clients_connection_header_cannot_take_away_or_forge_what_the_gate_set
                 ("x-forwarded-host", "admin.example"),
             ],
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(echo["headers"]["x-forwarded-host"], host.as_str(), "{echo}");
 }
 
@@ -575,7 +574,7 @@ async fn max_forwards_is_counted_down_and_zero_is_answered_by_the_gate() {
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(response.headers().get("x-upstream").is_none());
     // Other methods carry it as it is.
-    let echo = json(gate.get("/public/get", &[("max-forwards", "0")]).await).await;
+    let echo = gate.echo("/public/get", &[("max-forwards", "0")]).await;
     assert_eq!(echo["headers"]["max-forwards"], "0");
 }
 
