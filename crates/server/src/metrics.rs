@@ -140,6 +140,14 @@ impl Metrics {
                 "tollgate_verified_tokens_cached",
                 "Access tokens this node remembers as verified.",
             ),
+            (
+                "tollgate_user_search_waiting_users",
+                "Users the admin search's index (SQLite) has yet to take in; a search checks them one by one meanwhile.",
+            ),
+            (
+                "tollgate_user_search_index_merging",
+                "1 while the admin search's index (SQLite) is merged after taking in many users at once.",
+            ),
         ];
         for (name, help) in gauges {
             self.recorder

@@ -57,6 +57,8 @@ impl AppState {
         }
         let state = Self::load(storage, settings).await?;
         state.revocations.follow(&state.storage);
+        // Counted before serving, so the gauge never reads 0 while users wait.
+        state.storage.count_users_waiting_for_search_index().await?;
         state.spawn_housekeeping();
         Ok(state)
     }
@@ -114,6 +116,8 @@ impl AppState {
 
     fn spawn_housekeeping(&self) {
         self.metrics.spawn_upkeep();
+        let storage = self.storage.clone();
+        tokio::spawn(async move { storage.keep_search_index().await });
         let state = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));

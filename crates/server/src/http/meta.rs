@@ -205,6 +205,14 @@ pub fn exposition(state: &AppState) -> Response {
         ("tollgate_db_pool_connections", f64::from(pool.open)),
         ("tollgate_db_pool_idle_connections", pool.idle as f64),
         ("tollgate_db_pool_max_connections", f64::from(pool.max)),
+        (
+            "tollgate_user_search_waiting_users",
+            state.storage.users_waiting_for_search_index() as f64,
+        ),
+        (
+            "tollgate_user_search_index_merging",
+            f64::from(u8::from(state.storage.search_index_merging())),
+        ),
     ];
     for (name, value) in gauges {
         metrics.gauge(name, &[]).set(value);

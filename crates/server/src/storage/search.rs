@@ -9,49 +9,74 @@
 //!
 //! - PostgreSQL probes its indexes with the longest stretch of the query whose trigrams are all
 //!   uncommon ([`SearchHints::probe`]);
-//! - SQLite's index keeps which rows hold a trigram, not where (`detail = none`, a fifth of
-//!   the size), and is asked for the rows holding one to three of the query's rarest
-//!   trigrams, or all of them when there is no sample ([`SearchHints::lookups`]).
+//! - SQLite's index keeps which rows hold a gram, not where (`detail = none`, a fifth of the
+//!   size), and is asked for the rows holding one to three of the query's rarest grams, or its
+//!   longest grams when there is no sample ([`SearchHints::lookups`]). It holds the trigrams
+//!   of each name and address and their 4-grams too: a 4-gram is in about a tenth as many
+//!   users as a trigram of the same text (`3334` against `333`), so a fragment of digits reads
+//!   a tenth of the entries. FTS5 only makes trigrams, so the 4-grams are indexed as the
+//!   trigrams of a copy in which each pair of neighbouring characters is one symbol
+//!   ([`pairs`]).
 //!
-//! How common each trigram is, is learnt from a sample of the users, taken at start-up and every
+//! How common each gram is, is learnt from a sample of the users, taken at start-up and every
 //! half hour (and only past 50 000 users: below, every entry is short).
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::RwLock,
+    sync::{
+        RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use super::{Pool, Storage};
 use crate::error::Result;
 
-/// A trigram in more than this share of the sampled users is common.
+/// A gram in more than this share of the sampled users is common.
 const COMMON_SHARE: f64 = 0.05;
 /// About how many users a sample reads.
 const SAMPLE_ROWS: f64 = 10_000.0;
 /// Below this many users, every trigram is cheap to look up: no sample is taken.
 const SAMPLE_FROM: f64 = 50_000.0;
-/// Trigrams in fewer sampled users than this are not counted (they are all rare, and a sample
-/// of random text would otherwise keep every trigram it read).
+/// Grams in fewer sampled users than this are not counted (they are all rare, and a sample of
+/// random text would otherwise keep every gram it read).
 const COUNTED_FROM: usize = 5;
-/// The most trigrams a lookup reads (with a sample).
+/// The most grams a lookup reads (with a sample).
 const MOST_LOOKUPS: usize = 3;
-/// How many of the query's rarest trigrams the lookup is chosen among (2^8 subsets at most).
+/// How many of the query's rarest grams the lookup is chosen among (2^8 subsets at most).
 const RAREST_CONSIDERED: usize = 8;
 /// Checking a row the index found costs about this many times as much as reading one index
 /// entry (measured at a million users: ~1 µs against ~25 ns).
 const ROW_VERSUS_ENTRY: f64 = 40.0;
 
-/// What the last sample of users found.
+/// How many users SQLite's index takes in at once: it holds the write lock for about 10 ms.
+const INDEX_BATCH: i64 = 500;
+/// How long the index's keeper leaves the write lock free between two batches, so that sign-ins
+/// waiting for it get it.
+const BETWEEN_BATCHES: Duration = Duration::from_millis(10);
+/// How often the keeper looks for users to take in.
+const KEEP_EVERY: Duration = Duration::from_secs(2);
+/// After taking in this many users at once, the index is merged into one segment (else a
+/// lookup reads one entry per segment, and takes three times as long): once after an upgrade
+/// or a bulk import, some 1.5 s of work at a million users...
+const MERGE_AFTER: usize = 10_000;
+/// ... done this many pages at a time (about 20 ms of holding the write lock).
+const MERGE_PAGES: i64 = 100;
+
+/// What the last sample of users found, and how many users SQLite's index has yet to take in.
 #[derive(Debug, Default)]
 pub struct SearchHints {
     learnt: RwLock<Learnt>,
+    waiting: AtomicU64,
+    merging: AtomicBool,
 }
 
 #[derive(Debug, Default)]
 struct Learnt {
     /// Users sampled; none when the table was too small to need it.
     rows: usize,
-    /// How many sampled users have each trigram, for trigrams counted at least
+    /// How many sampled users have each trigram and 4-gram, for those counted at least
     /// [`COUNTED_FROM`] times.
     counts: HashMap<String, usize>,
     /// The trigrams in more than [`COMMON_SHARE`] of the sampled users.
@@ -59,65 +84,131 @@ struct Learnt {
 }
 
 impl Learnt {
-    /// The share of users estimated to have `trigram`.
+    /// The share of users estimated to have `gram`.
     #[expect(
         clippy::cast_precision_loss,
         reason = "counts of a sample; exact to 2^52 rows"
     )]
-    fn share(&self, trigram: &str) -> f64 {
-        // An uncounted trigram is somewhere below COUNTED_FROM: take half of it.
+    fn share(&self, gram: &str) -> f64 {
+        // An uncounted gram is somewhere below COUNTED_FROM: take half of it.
         let count = self
             .counts
-            .get(trigram)
+            .get(gram)
             .map_or(COUNTED_FROM as f64 / 2.0, |count| *count as f64);
         count / self.rows.max(1) as f64
     }
 }
 
 /// What looking up `choice` costs, in index entries per user: its entries, and the rows they
-/// leave to check. `choice` comes with each trigram's share of users, in the order the
-/// trigrams stand in the query. Trigrams are taken as independent where they do not overlap; a
-/// trigram sharing characters with another narrows by its new characters only.
-fn cost<'q>(choice: impl Iterator<Item = (Trigram<'q>, f64)>) -> f64 {
+/// leave to check. `choice` comes with each gram's share of users, in the order the grams
+/// stand in the query. Grams are taken as independent where they do not overlap; a gram
+/// sharing characters with another narrows by its new characters only.
+fn cost<'q>(choice: impl Iterator<Item = (Gram<'q>, f64)>) -> f64 {
     let (mut entries, mut left, mut covered) = (0.0, 1.0, 0);
-    for (trigram, share) in choice {
-        let new = (trigram.at + 3).saturating_sub(trigram.at.max(covered));
+    for (gram, share) in choice {
+        let end = gram.at + gram.len;
+        let new = end.saturating_sub(gram.at.max(covered));
         entries += share;
-        #[expect(clippy::cast_precision_loss, reason = "0 to 3")]
-        let narrowing = share.powf(new as f64 / 3.0);
+        #[expect(clippy::cast_precision_loss, reason = "0 to 4")]
+        let narrowing = share.powf(new as f64 / gram.len as f64);
         left *= narrowing;
-        covered = covered.max(trigram.at + 3);
+        covered = covered.max(end);
     }
     entries + left * ROW_VERSUS_ENTRY
 }
 
-/// A trigram of a query: where it starts (in characters and in bytes) and its text.
-#[derive(Debug, Clone, Copy)]
-struct Trigram<'q> {
+/// A gram of a query (`len` characters, 3 or 4): where it starts (in characters and in bytes)
+/// and its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gram<'q> {
     at: usize,
     start: usize,
+    len: usize,
     text: &'q str,
 }
 
-/// The trigrams of `query`, in order.
-fn trigrams(query: &str) -> Vec<Trigram<'_>> {
+impl<'q> Gram<'q> {
+    /// Its text, as it stands in the query.
+    pub fn text(&self) -> &'q str {
+        self.text
+    }
+
+    /// Whether it is a trigram: the index holds its text as it is. (A 4-gram it holds as
+    /// [`pairs`] of its text.)
+    pub fn is_trigram(&self) -> bool {
+        self.len == 3
+    }
+
+    /// What the index is asked for: the trigram itself, or a 4-gram as the trigram of its
+    /// [`pairs`].
+    pub fn token(&self) -> String {
+        if self.is_trigram() {
+            self.text.to_owned()
+        } else {
+            pairs(self.text)
+        }
+    }
+}
+
+/// The grams of `len` characters of `query`, in order.
+fn grams(query: &str, len: usize) -> Vec<Gram<'_>> {
     // Byte offsets of every character, and of the end.
     let bounds: Vec<usize> = query
         .char_indices()
         .map(|(at, _)| at)
         .chain([query.len()])
         .collect();
-    (0..bounds.len().saturating_sub(3))
-        .map(|at| Trigram {
+    (0..bounds.len().saturating_sub(len))
+        .map(|at| Gram {
             at,
             start: bounds[at],
-            text: &query[bounds[at]..bounds[at + 3]],
+            len,
+            text: &query[bounds[at]..bounds[at + len]],
         })
         .collect()
 }
 
+/// The trigrams of `query`, in order.
+fn trigrams(query: &str) -> Vec<Gram<'_>> {
+    grams(query, 3)
+}
+
+/// `text` with each pair of neighbouring characters made one symbol, so that its trigrams
+/// stand for the 4-grams of `text`: `abcde` becomes the symbols of `ab bc cd de`, whose
+/// trigrams are `abcd` and `bcde`. The symbols are private-use characters (plane 15), which
+/// no name or address holds and case folding leaves alone: one for each pair of ASCII
+/// characters, and pairs with any other character hashed over the rest of the plane (two
+/// pairs sharing a symbol only make the index return a row that the search's check then
+/// drops). Stored in the index: never change it without rebuilding the index.
+pub fn pairs(text: &str) -> String {
+    const ASCII_FIRST: u32 = 0xF_0000;
+    const OTHER_FIRST: u32 = ASCII_FIRST + 128 * 128;
+    const OTHER_COUNT: u32 = 0xF_FFFE - OTHER_FIRST;
+    let symbol = |a: char, b: char| {
+        let (a, b) = (u32::from(a), u32::from(b));
+        let code = if a < 128 && b < 128 {
+            ASCII_FIRST + a * 128 + b
+        } else {
+            // FNV-1a over the two code points: fixed, unlike the standard library's hasher.
+            let hash = [a, b]
+                .iter()
+                .flat_map(|c| c.to_le_bytes())
+                .fold(0x811c_9dc5_u32, |hash, byte| {
+                    (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+                });
+            OTHER_FIRST + hash % OTHER_COUNT
+        };
+        char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)
+    };
+    text.chars()
+        .zip(text.chars().skip(1))
+        .map(|(a, b)| symbol(a, b))
+        .collect()
+}
+
 impl SearchHints {
-    /// Learns how common trigrams are from a sample of (lower-cased username, address) pairs.
+    /// Learns how common trigrams and 4-grams are from a sample of (lower-cased username,
+    /// address) pairs.
     fn learn<'a>(&self, sample: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let mut rows = 0usize;
         let mut counts: HashMap<String, usize> = HashMap::new();
@@ -125,10 +216,12 @@ impl SearchHints {
             rows += 1;
             let mut seen = HashSet::new();
             for text in [username, email] {
-                seen.extend(trigrams(text).into_iter().map(|trigram| trigram.text));
+                for len in [3, 4] {
+                    seen.extend(grams(text, len).into_iter().map(|gram| gram.text));
+                }
             }
-            for trigram in seen {
-                *counts.entry(trigram.to_owned()).or_default() += 1;
+            for gram in seen {
+                *counts.entry(gram.to_owned()).or_default() += 1;
             }
         }
         #[expect(
@@ -141,7 +234,7 @@ impl SearchHints {
         #[expect(clippy::cast_precision_loss, reason = "as above")]
         let common = counts
             .iter()
-            .filter(|(_, count)| **count as f64 > threshold)
+            .filter(|(gram, count)| **count as f64 > threshold && gram.chars().count() == 3)
             .map(|(trigram, _)| trigram.clone())
             .collect();
         counts.retain(|_, count| *count >= COUNTED_FROM);
@@ -192,23 +285,31 @@ impl SearchHints {
         &query[windows[first].start..last.start + last.text.len()]
     }
 
-    /// The trigrams of `query` (lower-cased) for an index of which rows hold each trigram to
-    /// look up: every row holding the query holds all of them. Without a sample, all of the
-    /// query's trigrams (each entry is short). With one, the few that cost least to read and
-    /// then check the rows they leave (see [`cost`]). Empty for a query shorter than a
-    /// trigram.
-    pub fn lookups<'q>(&self, query: &'q str) -> Vec<&'q str> {
-        let mut windows = trigrams(query);
+    /// The grams of `query` (lower-cased) for an index of which rows hold each trigram and
+    /// 4-gram to look up: every row holding the query holds all of them. Without a sample, all
+    /// of the query's longest grams (4-grams, or its trigram; each entry is short). With one,
+    /// the few that cost least to read and then check the rows they leave (see [`cost`]).
+    /// Empty for a query shorter than a trigram.
+    pub fn lookups<'q>(&self, query: &'q str) -> Vec<Gram<'q>> {
         let mut seen = HashSet::new();
-        windows.retain(|trigram| seen.insert(trigram.text));
         let learnt = match self.learnt.read() {
             Ok(learnt) if learnt.rows > 0 => learnt,
-            _ => return windows.into_iter().map(|trigram| trigram.text).collect(),
+            _ => {
+                let mut longest = grams(query, 4);
+                if longest.is_empty() {
+                    longest = trigrams(query);
+                }
+                longest.retain(|gram| seen.insert(gram.text));
+                return longest;
+            }
         };
+        let mut windows = trigrams(query);
+        windows.extend(grams(query, 4));
+        windows.retain(|gram| seen.insert(gram.text));
         // Each share looked up once, the rarest first.
-        let mut windows: Vec<(Trigram<'q>, f64)> = windows
+        let mut windows: Vec<(Gram<'q>, f64)> = windows
             .into_iter()
-            .map(|trigram| (trigram, learnt.share(trigram.text)))
+            .map(|gram| (gram, learnt.share(gram.text)))
             .collect();
         windows.sort_by(|a, b| a.1.total_cmp(&b.1));
         windows.truncate(RAREST_CONSIDERED);
@@ -233,14 +334,183 @@ impl SearchHints {
         let Some((_, subset)) = best else {
             return Vec::new();
         };
-        (0..windows.len())
+        in_query
+            .into_iter()
             .filter(|i| subset & (1 << i) != 0)
-            .map(|i| windows[i].0.text)
+            .map(|i| windows[i].0)
             .collect()
     }
 }
 
 impl Storage {
+    /// Takes into SQLite's search index up to [`INDEX_BATCH`] of the users queued for it
+    /// (added, renamed, readdressed or deleted since), in one transaction: their old entries
+    /// out, their trigrams and [`pairs`] in. How many it took; 0 when none was waiting, and
+    /// always on PostgreSQL, whose indexes the database keeps.
+    pub async fn index_users_for_search(&self) -> Result<usize> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(0);
+        };
+        let mut tx = pool.begin().await?;
+        // Taking the batch off the queue first takes the write lock: nothing changes under it.
+        let ids: Vec<(i64,)> = sqlx::query_as(
+            "DELETE FROM users_search_pending WHERE id IN \
+             (SELECT id FROM users_search_pending ORDER BY id LIMIT $1) RETURNING id",
+        )
+        .bind(INDEX_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
+        let ids_json = serde_json::Value::from(ids.clone()).to_string();
+        sqlx::query("DELETE FROM users_search WHERE rowid IN (SELECT value FROM json_each($1))")
+            .bind(&ids_json)
+            .execute(&mut *tx)
+            .await?;
+        let users: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, username, email FROM users \
+             WHERE id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(&ids_json)
+        .fetch_all(&mut *tx)
+        .await?;
+        let rows: Vec<serde_json::Value> = users
+            .iter()
+            .map(|(id, username, email)| {
+                serde_json::json!([
+                    id,
+                    username,
+                    email,
+                    pairs(&username.to_lowercase()),
+                    pairs(&email.to_lowercase()),
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO users_search (rowid, username, email, username_pairs, email_pairs) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
+             FROM json_each($1)",
+        )
+        .bind(serde_json::Value::from(rows).to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ids.len())
+    }
+
+    /// Takes every queued user into SQLite's search index, a batch at a time, leaving the
+    /// write lock free between batches; merges the index after a large catch-up. How many it
+    /// took in.
+    pub async fn catch_up_search_index(&self) -> Result<usize> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(0);
+        };
+        if self.count_users_waiting_for_search_index().await? == 0 {
+            return Ok(0);
+        }
+        let hints = &self.search_hints;
+        let mut taken = 0;
+        loop {
+            let batch = self.index_users_for_search().await?;
+            if batch == 0 {
+                break;
+            }
+            taken += batch;
+            let batch = u64::try_from(batch).unwrap_or(u64::MAX);
+            // Users queued meanwhile are counted at the next catch-up.
+            let _ = hints
+                .waiting
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    Some(left.saturating_sub(batch))
+                });
+            tokio::time::sleep(BETWEEN_BATCHES).await;
+        }
+        // Merging before the count reads 0: a watcher never sees both at rest in between.
+        let merge = taken >= MERGE_AFTER;
+        hints.merging.store(merge, Ordering::Relaxed);
+        hints.waiting.store(0, Ordering::Relaxed);
+        if merge {
+            let merged = self.merge_search_index(pool).await;
+            hints.merging.store(false, Ordering::Relaxed);
+            merged?;
+        }
+        Ok(taken)
+    }
+
+    /// Merges SQLite's search index into one segment, [`MERGE_PAGES`] at a time, leaving the
+    /// write lock free between steps.
+    async fn merge_search_index(&self, pool: &sqlx::SqlitePool) -> Result<()> {
+        loop {
+            // FTS5 tells that a merge step did some work by the rows it changed in its own
+            // tables: total_changes() moves by 2 or more. On one connection.
+            let mut connection = pool.acquire().await?;
+            let (before,): (i64,) = sqlx::query_as("SELECT total_changes()")
+                .fetch_one(&mut *connection)
+                .await?;
+            sqlx::query("INSERT INTO users_search (users_search, rank) VALUES ('merge', $1)")
+                .bind(-MERGE_PAGES)
+                .execute(&mut *connection)
+                .await?;
+            let (after,): (i64,) = sqlx::query_as("SELECT total_changes()")
+                .fetch_one(&mut *connection)
+                .await?;
+            drop(connection);
+            if after - before < 2 {
+                return Ok(());
+            }
+            tokio::time::sleep(BETWEEN_BATCHES).await;
+        }
+    }
+
+    /// Keeps SQLite's search index in step with the users for as long as the runtime runs:
+    /// at once (after an upgrade or a bulk load every user waits), then every few seconds.
+    /// Nothing to do on PostgreSQL.
+    pub async fn keep_search_index(&self) {
+        if !matches!(self.pool, Pool::Sqlite(_)) {
+            return;
+        }
+        let mut tick = tokio::time::interval(KEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.catch_up_search_index().await {
+                Ok(taken) if taken >= MERGE_AFTER => {
+                    tracing::info!(users = taken, "the admin search's index took in users");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "updating the admin search's index failed"),
+            }
+        }
+    }
+
+    /// How many users SQLite's search index had yet to take in when last counted (0 on
+    /// PostgreSQL). A search finds them all the same, checking them one by one.
+    pub fn users_waiting_for_search_index(&self) -> u64 {
+        self.search_hints.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Whether SQLite's search index is being merged after a large catch-up (searches work
+    /// meanwhile, slower).
+    pub fn search_index_merging(&self) -> bool {
+        self.search_hints.merging.load(Ordering::Relaxed)
+    }
+
+    /// Counts the users SQLite's search index has yet to take in, for
+    /// [`Self::users_waiting_for_search_index`].
+    pub async fn count_users_waiting_for_search_index(&self) -> Result<u64> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(0);
+        };
+        let (waiting,): (i64,) = sqlx::query_as("SELECT count(*) FROM users_search_pending")
+            .fetch_one(pool)
+            .await?;
+        let waiting = u64::try_from(waiting).unwrap_or(0);
+        self.search_hints.waiting.store(waiting, Ordering::Relaxed);
+        Ok(waiting)
+    }
+
     /// Samples the users to learn which trigrams are common (see the module).
     pub async fn refresh_search_hints(&self) -> Result<()> {
         let sample: Vec<(String, String)> = match &self.pool {
@@ -298,7 +568,7 @@ impl Storage {
 mod tests {
     use std::collections::HashSet;
 
-    use super::{Learnt, SearchHints, Trigram, cost, trigrams};
+    use super::{Gram, Learnt, SearchHints, cost, grams, pairs, trigrams};
 
     /// Hints learnt from (username, address) pairs, borrowed or owned.
     fn hints(users: &[(impl AsRef<str>, impl AsRef<str>)]) -> SearchHints {
@@ -354,29 +624,72 @@ mod tests {
         hints(&users)
     }
 
+    /// The texts of `lookups`.
+    fn texts<'q>(lookups: &[Gram<'q>]) -> Vec<&'q str> {
+        lookups.iter().map(Gram::text).collect()
+    }
+
     #[test]
-    fn lookups_read_two_rare_trigrams_apart() {
+    fn lookups_read_rare_four_grams_of_a_fragment_of_digits() {
         let hints = bench_like();
-        // Digits apart from each other, not the address's shared `6@s`-like tail.
+        // Digits, not the address's shared `6@s`-like tail; 4-grams, each in about a tenth
+        // as many users as a trigram of digits.
         let lookups = hints.lookups("333346@");
-        assert_eq!(lookups.len(), 2, "{lookups:?}");
-        let starts: Vec<usize> = lookups.iter().map(|t| "333346@".find(t).unwrap()).collect();
-        assert!(starts[0].abs_diff(starts[1]) >= 3, "{lookups:?}");
+        assert!((1..=3).contains(&lookups.len()), "{lookups:?}");
         assert!(
             lookups
                 .iter()
-                .all(|t| t.chars().all(|c| c.is_ascii_digit())),
+                .all(|gram| !gram.is_trigram() && gram.text().chars().all(|c| c.is_ascii_digit())),
             "{lookups:?}"
         );
         // What most users share is never read.
         let lookups = hints.lookups("user500007");
         assert!((1..=3).contains(&lookups.len()), "{lookups:?}");
         assert!(
-            lookups.iter().all(|t| !["use", "ser", "er5"].contains(t)),
+            texts(&lookups)
+                .iter()
+                .all(|t| !["use", "ser", "er5", "user", "ser5"].contains(t)),
             "{lookups:?}"
         );
-        assert_eq!(hints.lookups("500"), vec!["500"]);
+        // Too short for a 4-gram: its trigram; shorter still, nothing.
+        assert_eq!(texts(&hints.lookups("500")), ["500"]);
+        assert!(hints.lookups("500")[0].is_trigram());
         assert!(hints.lookups("50").is_empty());
+    }
+
+    #[test]
+    fn a_four_gram_is_asked_for_as_the_trigram_of_its_pairs() {
+        let hints = SearchHints::default();
+        let lookups = hints.lookups("abcde");
+        assert_eq!(texts(&lookups), ["abcd", "bcde"]);
+        let indexed = pairs("abcde");
+        let symbols: Vec<char> = indexed.chars().collect();
+        assert_eq!(symbols.len(), 4);
+        assert_eq!(lookups[0].token(), symbols[..3].iter().collect::<String>());
+        assert_eq!(lookups[1].token(), symbols[1..].iter().collect::<String>());
+        assert_eq!(hints.lookups("abc")[0].token(), "abc");
+    }
+
+    #[test]
+    fn pairs_of_ascii_characters_have_symbols_of_their_own() {
+        let mut seen = HashSet::new();
+        for a in 0..128u8 {
+            for b in 0..128u8 {
+                let symbol = pairs(&format!("{}{}", char::from(a), char::from(b)));
+                assert_eq!(symbol.chars().count(), 1);
+                assert!(seen.insert(symbol), "{a} {b}");
+            }
+        }
+        // Any other pair: one symbol of plane 15's private use area, ASCII pairs' excluded.
+        for text in ["éa", "aé", "日本", "\u{10FFFF}\u{10FFFE}", "ſs"] {
+            let symbol = pairs(text).chars().next().unwrap();
+            assert!((0xF_4000..=0xF_FFFD).contains(&u32::from(symbol)), "{text}");
+            assert!(!seen.contains(&symbol.to_string()), "{text}");
+        }
+        // Fixed from build to build: the index stores them.
+        assert_eq!(pairs("a1"), "\u{F30B1}");
+        assert_eq!(pairs("é"), "");
+        assert_eq!(pairs(""), "");
     }
 
     #[test]
@@ -391,8 +704,7 @@ mod tests {
         };
         let query = trigrams("abcdef");
         let (abc, bcd, def) = (query[0], query[1], query[3]);
-        let cost_of =
-            |choice: &[Trigram<'_>]| cost(choice.iter().map(|&t| (t, learnt.share(t.text))));
+        let cost_of = |choice: &[Gram<'_>]| cost(choice.iter().map(|&t| (t, learnt.share(t.text))));
         assert!(cost_of(&[abc, def]) < cost_of(&[abc, bcd]));
         // Reading a second rare trigram costs less than checking what the first leaves.
         assert!(cost_of(&[abc, def]) < cost_of(&[abc]));
@@ -401,11 +713,30 @@ mod tests {
     }
 
     #[test]
-    fn without_a_sample_every_trigram_is_looked_up_once() {
+    fn a_four_gram_overlapping_a_trigram_narrows_by_its_new_character_only() {
+        let learnt = Learnt {
+            rows: 10_000,
+            counts: [("abc", 40), ("abcd", 4), ("cdef", 40)]
+                .into_iter()
+                .map(|(t, c)| (t.to_owned(), c))
+                .collect(),
+            common: HashSet::new(),
+        };
+        let (abc, abcd) = (trigrams("abcdef")[0], grams("abcdef", 4)[0]);
+        let cost_of = |choice: &[Gram<'_>]| cost(choice.iter().map(|&t| (t, learnt.share(t.text))));
+        // The rarer 4-gram alone costs less than its trigram, and adding the trigram to it
+        // reads more entries without leaving fewer rows.
+        assert!(cost_of(&[abcd]) < cost_of(&[abc]));
+        assert!(cost_of(&[abcd]) < cost_of(&[abc, abcd]));
+    }
+
+    #[test]
+    fn without_a_sample_the_longest_grams_are_looked_up_once() {
         let hints = SearchHints::default();
-        assert_eq!(hints.lookups("user5"), vec!["use", "ser", "er5"]);
-        assert_eq!(hints.lookups("aaaaa"), vec!["aaa"]);
-        assert_eq!(hints.lookups("éèêë"), vec!["éèê", "èêë"]);
+        assert_eq!(texts(&hints.lookups("user5")), ["user", "ser5"]);
+        assert_eq!(texts(&hints.lookups("aaaaaa")), ["aaaa"]);
+        assert_eq!(texts(&hints.lookups("éèêë")), ["éèêë"]);
+        assert_eq!(texts(&hints.lookups("éèê")), ["éèê"]);
         assert!(hints.lookups("ab").is_empty());
     }
 

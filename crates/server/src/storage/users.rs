@@ -413,10 +413,10 @@ impl Storage {
 
     /// Users whose username or email contains `query` (case-insensitive), oldest first.
     pub async fn search_users(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
-        // SQLite finds 3 characters or more through its trigram index (users_search), asked
-        // once for every match (the page and the total from the same answer) by some of the
-        // query's trigrams (the rarest, past 50 000 users); PostgreSQL through its trigram indexes, probed for the
-        // uncommon part of the query.
+        // SQLite finds 3 characters or more through its index of trigrams and 4-grams
+        // (users_search), asked once for every match (the page and the total from the same
+        // answer) by some of the query's grams (the rarest, past 50 000 users); PostgreSQL
+        // through its trigram indexes, probed for the uncommon part of the query.
         if self.backend() == Backend::Sqlite && query.chars().count() >= 3 {
             return self.search_users_indexed(query, limit, offset).await;
         }
@@ -494,31 +494,45 @@ impl Storage {
         Ok(UserPage { users, total })
     }
 
-    /// [`Self::search_users`] through SQLite's trigram index: the query matches any part of
+    /// [`Self::search_users`] through SQLite's index of grams: the query matches any part of
     /// the username or the address, whatever the case. The index is asked for the rows holding
-    /// some of the query's trigrams (see [`super::search`]), and the query itself is checked
-    /// on those rows, unless it is one ASCII trigram.
+    /// some of the query's grams (see [`super::search`]), and the query itself is checked on
+    /// those rows, unless it is one ASCII trigram. Users changed since the index last took
+    /// them in (see [`Self::index_users_for_search`]) are checked apart, so a search is exact
+    /// whenever it runs.
     async fn search_users_indexed(&self, query: &str, limit: i64, offset: i64) -> Result<UserPage> {
         let needle = query.to_lowercase();
         let lookups = self.search_hints.lookups(&needle);
-        // Each trigram a phrase of its own (implicitly AND-ed), quoted for FTS5.
+        // Each gram a phrase of its own (implicitly AND-ed), quoted for FTS5.
         let expression = lookups
             .iter()
-            .map(|trigram| format!("\"{}\"", trigram.replace('"', "\"\"")))
+            .map(|gram| format!("\"{}\"", gram.token().replace('"', "\"\"")))
             .collect::<Vec<_>>()
             .join(" ");
         // A query of one trigram is answered by the index alone, when it is ASCII: FTS5 folds
         // case by Unicode (`ſ` is `s` to it), the check below as the rest of the search does.
-        let sql = if lookups.len() == 1 && lookups[0] == needle && needle.is_ascii() {
-            "SELECT rowid FROM users_search WHERE users_search MATCH $1 ORDER BY rowid"
+        // What the index holds for a user waiting to be taken in again may be out of date.
+        let indexed = if lookups.len() == 1
+            && lookups[0].is_trigram()
+            && lookups[0].text() == needle
+            && needle.is_ascii()
+        {
+            "SELECT rowid FROM users_search WHERE users_search MATCH $1 \
+               AND rowid NOT IN (SELECT id FROM users_search_pending)"
         } else {
             "SELECT s.rowid FROM users_search s JOIN users u ON u.id = s.rowid \
              WHERE users_search MATCH $1 \
-               AND (instr(lower(u.username), $2) > 0 OR instr(u.email, $2) > 0) \
-             ORDER BY s.rowid"
+               AND (instr(lower(u.username), $2) > 0 OR instr(u.email, $2) > 0)"
         };
+        // Both sides in id order, merged (CROSS JOIN: the few waiting users are read first).
+        let sql = format!(
+            "{indexed} UNION \
+             SELECT p.id FROM users_search_pending p CROSS JOIN users u ON u.id = p.id \
+             WHERE instr(lower(u.username), $2) > 0 OR instr(u.email, $2) > 0 \
+             ORDER BY 1"
+        );
         let ids: Vec<(i64,)> = on_pool!(self, |pool| {
-            sqlx::query_as(sql)
+            sqlx::query_as(&sql)
                 .bind(&expression)
                 .bind(&needle)
                 .fetch_all(pool)

@@ -1391,6 +1391,12 @@ async fn a_search_made_of_common_trigrams_finds_exactly_what_contains_it() {
         pool.close().await;
     }
     storage.refresh_search_hints().await.unwrap();
+    // Found while SQLite's index has yet to take the users in (checked one by one)...
+    let waiting = storage.search_users("USER5000", 20, 0).await.unwrap();
+    assert_eq!(waiting.total, 11);
+    // ... and through the index once it has.
+    storage.catch_up_search_index().await.unwrap();
+    assert_eq!(storage.users_waiting_for_search_index(), 0);
 
     let names = |page: &tollgate::storage::UserPage| {
         page.users
@@ -1416,4 +1422,113 @@ async fn a_search_made_of_common_trigrams_finds_exactly_what_contains_it() {
     let fragment = storage.search_users("9@scale.", 3, 0).await.unwrap();
     assert_eq!(names(&fragment), ["user9", "user19", "user29"]);
     assert_eq!(fragment.total, 6000);
+}
+
+/// Runs `sql` (with `id` bound) straight in the test's database, as a tool or another node would.
+async fn run_sql(url: &str, sql: &str, id: Option<i64>) {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut db = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let mut query = sqlx::query(sql);
+        if let Some(id) = id {
+            query = query.bind(id);
+        }
+        query.execute(&mut db).await.unwrap();
+    } else {
+        let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+        let sql = sql.replace("?", "$1");
+        let mut query = sqlx::query(&sql);
+        if let Some(id) = id {
+            query = query.bind(id);
+        }
+        query.execute(&mut db).await.unwrap();
+    }
+}
+
+/// SQLite's search index takes users in after they change (in the background, in batches);
+/// until it does, a search checks them one by one. Either way a search finds exactly the
+/// users as they are now: added, renamed and deleted users, by trigram (answered by the index
+/// alone) and by longer queries (4-grams, checked), names in any script.
+#[tokio::test]
+async fn a_search_is_exact_before_and_after_the_index_takes_changes_in() {
+    let db = crate::support::TestDatabase::fresh().await;
+    let storage = db.storage().await;
+    let sqlite = db.url.starts_with("sqlite:");
+    let add = "INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES \
+               ('Alice', 'alice@home.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'), \
+               ('bob', 'bob@work.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'), \
+               ('日本語ユーザー', 'nihon@home.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')";
+    let add = if sqlite {
+        add.to_owned()
+    } else {
+        add.replace("'2026-01-01T00:00:00Z'", "now()")
+    };
+    run_sql(&db.url, &add, None).await;
+    expect_added(&storage, sqlite, false).await;
+    let taken = storage.catch_up_search_index().await.unwrap();
+    assert_eq!(taken, if sqlite { 3 } else { 0 });
+    expect_added(&storage, sqlite, true).await;
+
+    // Renamed and deleted: the index still holds what they were until it takes them in again.
+    let alice = storage.search_users("alice", 1, 0).await.unwrap().users[0].id;
+    let bob = storage.search_users("bob@", 1, 0).await.unwrap().users[0].id;
+    run_sql(
+        &db.url,
+        "UPDATE users SET username = 'Carol', email = 'carol@home.example' WHERE id = ?",
+        Some(alice),
+    )
+    .await;
+    run_sql(&db.url, "DELETE FROM users WHERE id = ?", Some(bob)).await;
+    expect_changed(&storage, sqlite, false).await;
+    let taken = storage.catch_up_search_index().await.unwrap();
+    assert_eq!(taken, if sqlite { 2 } else { 0 });
+    expect_changed(&storage, sqlite, true).await;
+}
+
+/// The usernames a search for `q` finds, checked against its total.
+async fn found(storage: &tollgate::storage::Storage, q: &str) -> Vec<String> {
+    let page = storage.search_users(q, 20, 0).await.unwrap();
+    let names: Vec<String> = page.users.into_iter().map(|u| u.username).collect();
+    assert_eq!(usize::try_from(page.total).unwrap(), names.len(), "{q}");
+    names
+}
+
+/// On SQLite, whether the search index has taken in every change.
+async fn assert_indexed(storage: &tollgate::storage::Storage, sqlite: bool, indexed: bool) {
+    if sqlite {
+        let waiting = storage
+            .count_users_waiting_for_search_index()
+            .await
+            .unwrap();
+        assert_eq!(waiting == 0, indexed, "{waiting} waiting");
+    }
+}
+
+async fn expect_added(storage: &tollgate::storage::Storage, sqlite: bool, indexed: bool) {
+    assert_indexed(storage, sqlite, indexed).await;
+    assert_eq!(found(storage, "lic").await, ["Alice"]);
+    assert_eq!(found(storage, "ALICE@").await, ["Alice"]);
+    assert_eq!(found(storage, "e@home.ex").await, ["Alice"]);
+    assert_eq!(
+        found(storage, "home.example").await,
+        ["Alice", "日本語ユーザー"]
+    );
+    assert_eq!(found(storage, "本語ユ").await, ["日本語ユーザー"]);
+    assert_eq!(found(storage, "本語ユー").await, ["日本語ユーザー"]);
+    assert_eq!(found(storage, "bob@work").await, ["bob"]);
+    assert!(found(storage, "lice@work").await.is_empty());
+}
+
+async fn expect_changed(storage: &tollgate::storage::Storage, sqlite: bool, indexed: bool) {
+    assert_indexed(storage, sqlite, indexed).await;
+    assert!(found(storage, "lic").await.is_empty());
+    assert!(found(storage, "alice@").await.is_empty());
+    assert!(found(storage, "bob").await.is_empty());
+    assert!(found(storage, "bob@work").await.is_empty());
+    assert_eq!(found(storage, "car").await, ["Carol"]);
+    assert_eq!(found(storage, "carol@h").await, ["Carol"]);
+    assert_eq!(
+        found(storage, "home.example").await,
+        ["Carol", "日本語ユーザー"]
+    );
 }
