@@ -13,7 +13,7 @@ sessions with known refresh tokens), starts the release binary and measures:
   search       GET /api/admin/users?q=… p99, by a username prefix and by an email fragment
                (three runs each; the lowest p99 counts). On SQLite, after the search index has
                taken in the filled users (Tollgate does so in the background after start-up:
-               some 45 s at a million; the time is logged)
+               about a minute at a million; the time is logged)
   RSS          after start-up, and at its peak
   size         of the database (SQLite: file and WAL; PostgreSQL: pg_database_size)
 

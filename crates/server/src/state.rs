@@ -57,7 +57,7 @@ impl AppState {
         }
         let state = Self::load(storage, settings).await?;
         state.revocations.follow(&state.storage);
-        // Counted before serving, so the gauge never reads 0 while users wait.
+        // Counted before serving, so the gauge does not read 0 at start-up while users wait.
         state.storage.count_users_waiting_for_search_index().await?;
         state.spawn_housekeeping();
         Ok(state)

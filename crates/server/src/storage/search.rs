@@ -70,6 +70,7 @@ pub struct SearchHints {
     learnt: RwLock<Learnt>,
     waiting: AtomicU64,
     merging: AtomicBool,
+    merge_owed: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -311,11 +312,12 @@ impl SearchHints {
             .into_iter()
             .map(|gram| (gram, learnt.share(gram.text)))
             .collect();
-        windows.sort_by(|a, b| a.1.total_cmp(&b.1));
+        windows.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.len.cmp(&a.0.len)));
         windows.truncate(RAREST_CONSIDERED);
-        // Their indices in the order they stand in the query, for `cost`.
+        // Their indices in the order they stand in the query, for `cost` (the longer of two
+        // grams at one place first, whatever the shares).
         let mut in_query: Vec<usize> = (0..windows.len()).collect();
-        in_query.sort_by_key(|&i| windows[i].0.at);
+        in_query.sort_by_key(|&i| (windows[i].0.at, std::cmp::Reverse(windows[i].0.len)));
         // Every choice of one to MOST_LOOKUPS of them (at most 2^8 subsets), as a bit set.
         let mut best: Option<(f64, u32)> = None;
         for subset in 1u32..1 << windows.len() {
@@ -369,8 +371,9 @@ impl Storage {
             .bind(&ids_json)
             .execute(&mut *tx)
             .await?;
-        let users: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT id, username, email FROM users \
+        // As bytes: a row a tool wrote with a blob or invalid UTF-8 must not stop the queue.
+        let users: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, CAST(username AS BLOB), CAST(email AS BLOB) FROM users \
              WHERE id IN (SELECT value FROM json_each($1))",
         )
         .bind(&ids_json)
@@ -379,6 +382,10 @@ impl Storage {
         let rows: Vec<serde_json::Value> = users
             .iter()
             .map(|(id, username, email)| {
+                let (username, email) = (
+                    String::from_utf8_lossy(username),
+                    String::from_utf8_lossy(email),
+                );
                 serde_json::json!([
                     id,
                     username,
@@ -407,33 +414,41 @@ impl Storage {
         let Pool::Sqlite(pool) = &self.pool else {
             return Ok(0);
         };
-        if self.count_users_waiting_for_search_index().await? == 0 {
-            return Ok(0);
-        }
         let hints = &self.search_hints;
         let mut taken = 0;
-        loop {
-            let batch = self.index_users_for_search().await?;
-            if batch == 0 {
-                break;
+        if self.count_users_waiting_for_search_index().await? > 0 {
+            loop {
+                let batch = self.index_users_for_search().await?;
+                if batch == 0 {
+                    break;
+                }
+                taken += batch;
+                // The count goes down as batches go in, but not to 0 while they come full:
+                // users queued since it was made wait too.
+                let floor = u64::from(batch == usize::try_from(INDEX_BATCH).unwrap_or(0));
+                let batch = u64::try_from(batch).unwrap_or(u64::MAX);
+                let _ = hints
+                    .waiting
+                    .fetch_update(Ordering::Release, Ordering::Acquire, |left| {
+                        Some(left.saturating_sub(batch).max(floor))
+                    });
+                tokio::time::sleep(BETWEEN_BATCHES).await;
             }
-            taken += batch;
-            let batch = u64::try_from(batch).unwrap_or(u64::MAX);
-            // Users queued meanwhile are counted at the next catch-up.
-            let _ = hints
-                .waiting
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                    Some(left.saturating_sub(batch))
-                });
-            tokio::time::sleep(BETWEEN_BATCHES).await;
         }
-        // Merging before the count reads 0: a watcher never sees both at rest in between.
-        let merge = taken >= MERGE_AFTER;
-        hints.merging.store(merge, Ordering::Relaxed);
-        hints.waiting.store(0, Ordering::Relaxed);
+        // A merge owed (after a large catch-up, or one that failed) is marked before the
+        // count reads 0, so a watcher never sees both at rest in between.
+        if taken >= MERGE_AFTER {
+            hints.merge_owed.store(true, Ordering::Release);
+        }
+        let merge = hints.merge_owed.load(Ordering::Acquire);
+        hints.merging.store(merge, Ordering::Release);
+        hints.waiting.store(0, Ordering::Release);
         if merge {
             let merged = self.merge_search_index(pool).await;
-            hints.merging.store(false, Ordering::Relaxed);
+            if merged.is_ok() {
+                hints.merge_owed.store(false, Ordering::Release);
+            }
+            hints.merging.store(false, Ordering::Release);
             merged?;
         }
         Ok(taken)
@@ -488,13 +503,13 @@ impl Storage {
     /// How many users SQLite's search index had yet to take in when last counted (0 on
     /// PostgreSQL). A search finds them all the same, checking them one by one.
     pub fn users_waiting_for_search_index(&self) -> u64 {
-        self.search_hints.waiting.load(Ordering::Relaxed)
+        self.search_hints.waiting.load(Ordering::Acquire)
     }
 
     /// Whether SQLite's search index is being merged after a large catch-up (searches work
     /// meanwhile, slower).
     pub fn search_index_merging(&self) -> bool {
-        self.search_hints.merging.load(Ordering::Relaxed)
+        self.search_hints.merging.load(Ordering::Acquire)
     }
 
     /// Counts the users SQLite's search index has yet to take in, for
@@ -507,7 +522,7 @@ impl Storage {
             .fetch_one(pool)
             .await?;
         let waiting = u64::try_from(waiting).unwrap_or(0);
-        self.search_hints.waiting.store(waiting, Ordering::Relaxed);
+        self.search_hints.waiting.store(waiting, Ordering::Release);
         Ok(waiting)
     }
 

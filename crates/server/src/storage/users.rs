@@ -495,7 +495,7 @@ impl Storage {
     }
 
     /// [`Self::search_users`] through SQLite's index of grams: the query matches any part of
-    /// the username or the address, whatever the case. The index is asked for the rows holding
+    /// the username or the address, whatever the case (of ASCII letters). The index is asked for the rows holding
     /// some of the query's grams (see [`super::search`]), and the query itself is checked on
     /// those rows, unless it is one ASCII trigram. Users changed since the index last took
     /// them in (see [`Self::index_users_for_search`]) are checked apart, so a search is exact
@@ -522,13 +522,13 @@ impl Storage {
         } else {
             "SELECT s.rowid FROM users_search s JOIN users u ON u.id = s.rowid \
              WHERE users_search MATCH $1 \
-               AND (instr(lower(u.username), $2) > 0 OR instr(u.email, $2) > 0)"
+               AND (instr(lower(u.username), $2) > 0 OR instr(lower(u.email), $2) > 0)"
         };
         // Both sides in id order, merged (CROSS JOIN: the few waiting users are read first).
         let sql = format!(
             "{indexed} UNION \
              SELECT p.id FROM users_search_pending p CROSS JOIN users u ON u.id = p.id \
-             WHERE instr(lower(u.username), $2) > 0 OR instr(u.email, $2) > 0 \
+             WHERE instr(lower(u.username), $2) > 0 OR instr(lower(u.email), $2) > 0 \
              ORDER BY 1"
         );
         let ids: Vec<(i64,)> = on_pool!(self, |pool| {

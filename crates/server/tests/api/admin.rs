@@ -1457,7 +1457,9 @@ async fn a_search_is_exact_before_and_after_the_index_takes_changes_in() {
     let add = "INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES \
                ('Alice', 'alice@home.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'), \
                ('bob', 'bob@work.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'), \
-               ('日本語ユーザー', 'nihon@home.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')";
+               ('日本語ユーザー', 'nihon@home.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'), \
+               ('Dmitri', 'x1@other.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'), \
+               ('eve', 'Eve.Long@Mixed.Example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')";
     let add = if sqlite {
         add.to_owned()
     } else {
@@ -1466,7 +1468,7 @@ async fn a_search_is_exact_before_and_after_the_index_takes_changes_in() {
     run_sql(&db.url, &add, None).await;
     expect_added(&storage, sqlite, false).await;
     let taken = storage.catch_up_search_index().await.unwrap();
-    assert_eq!(taken, if sqlite { 3 } else { 0 });
+    assert_eq!(taken, if sqlite { 5 } else { 0 });
     expect_added(&storage, sqlite, true).await;
 
     // Renamed and deleted: the index still holds what they were until it takes them in again.
@@ -1517,6 +1519,18 @@ async fn expect_added(storage: &tollgate::storage::Storage, sqlite: bool, indexe
     assert_eq!(found(storage, "本語ユー").await, ["日本語ユーザー"]);
     assert_eq!(found(storage, "bob@work").await, ["bob"]);
     assert!(found(storage, "lice@work").await.is_empty());
+    // A name's 4-grams, whatever the case (not its address's).
+    assert_eq!(found(storage, "MITR").await, ["Dmitri"]);
+    assert_eq!(found(storage, "dmitri").await, ["Dmitri"]);
+    // An address a tool wrote in capitals (Tollgate stores them lower-cased; SQLite's check
+    // folds them all the same, PostgreSQL's compares them as stored).
+    if sqlite {
+        assert_eq!(found(storage, "long@mixed").await, ["eve"]);
+        assert_eq!(found(storage, "ve.").await, ["eve"]);
+    }
+    // Quotes are text to the index, not its syntax.
+    assert!(found(storage, "a\"b").await.is_empty());
+    assert!(found(storage, "ali\"ce").await.is_empty());
 }
 
 async fn expect_changed(storage: &tollgate::storage::Storage, sqlite: bool, indexed: bool) {
@@ -1531,4 +1545,26 @@ async fn expect_changed(storage: &tollgate::storage::Storage, sqlite: bool, inde
         found(storage, "home.example").await,
         ["Carol", "日本語ユーザー"]
     );
+}
+
+/// A row a tool wrote with a name that is not text does not stop SQLite's search index from
+/// taking in the users queued with it.
+#[tokio::test]
+async fn a_row_a_tool_wrote_badly_does_not_stop_the_search_index() {
+    let db = crate::support::TestDatabase::fresh().await;
+    if !db.url.starts_with("sqlite:") {
+        return;
+    }
+    let storage = db.storage().await;
+    run_sql(
+        &db.url,
+        "INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES \
+         (x'c328ff', 'blob@home.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'), \
+         ('frank', 'frank@home.example', 'x', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        None,
+    )
+    .await;
+    assert_eq!(storage.catch_up_search_index().await.unwrap(), 2);
+    assert_eq!(storage.users_waiting_for_search_index(), 0);
+    assert_eq!(found(&storage, "rank@home").await, ["frank"]);
 }
