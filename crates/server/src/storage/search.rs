@@ -366,7 +366,7 @@ impl Storage {
             return Ok(0);
         }
         let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
-        let ids_json = serde_json::Value::from(ids.clone()).to_string();
+        let ids_json = serde_json::Value::from(ids.as_slice()).to_string();
         sqlx::query("DELETE FROM users_search WHERE rowid IN (SELECT value FROM json_each($1))")
             .bind(&ids_json)
             .execute(&mut *tx)
@@ -707,19 +707,26 @@ mod tests {
         assert_eq!(pairs(""), "");
     }
 
+    /// What a sample of 10 000 users with these gram counts learnt.
+    fn learnt_of(counts: &[(&str, usize)]) -> Learnt {
+        Learnt {
+            rows: 10_000,
+            counts: counts.iter().map(|&(t, c)| (t.to_owned(), c)).collect(),
+            common: HashSet::new(),
+        }
+    }
+
+    /// What looking up `choice` costs with what `learnt` knows.
+    fn cost_with(learnt: &Learnt, choice: &[Gram<'_>]) -> f64 {
+        cost(choice.iter().map(|&t| (t, learnt.share(t.text))))
+    }
+
     #[test]
     fn trigrams_apart_narrow_more_than_overlapping_ones() {
-        let learnt = Learnt {
-            rows: 10_000,
-            counts: [("abc", 40), ("bcd", 40), ("def", 40)]
-                .into_iter()
-                .map(|(t, c)| (t.to_owned(), c))
-                .collect(),
-            common: HashSet::new(),
-        };
+        let learnt = learnt_of(&[("abc", 40), ("bcd", 40), ("def", 40)]);
         let query = trigrams("abcdef");
         let (abc, bcd, def) = (query[0], query[1], query[3]);
-        let cost_of = |choice: &[Gram<'_>]| cost(choice.iter().map(|&t| (t, learnt.share(t.text))));
+        let cost_of = |choice: &[Gram<'_>]| cost_with(&learnt, choice);
         assert!(cost_of(&[abc, def]) < cost_of(&[abc, bcd]));
         // Reading a second rare trigram costs less than checking what the first leaves.
         assert!(cost_of(&[abc, def]) < cost_of(&[abc]));
@@ -729,16 +736,9 @@ mod tests {
 
     #[test]
     fn a_four_gram_overlapping_a_trigram_narrows_by_its_new_character_only() {
-        let learnt = Learnt {
-            rows: 10_000,
-            counts: [("abc", 40), ("abcd", 4), ("cdef", 40)]
-                .into_iter()
-                .map(|(t, c)| (t.to_owned(), c))
-                .collect(),
-            common: HashSet::new(),
-        };
+        let learnt = learnt_of(&[("abc", 40), ("abcd", 4), ("cdef", 40)]);
         let (abc, abcd) = (trigrams("abcdef")[0], grams("abcdef", 4)[0]);
-        let cost_of = |choice: &[Gram<'_>]| cost(choice.iter().map(|&t| (t, learnt.share(t.text))));
+        let cost_of = |choice: &[Gram<'_>]| cost_with(&learnt, choice);
         // The rarer 4-gram alone costs less than its trigram, and adding the trigram to it
         // reads more entries without leaving fewer rows.
         assert!(cost_of(&[abcd]) < cost_of(&[abc]));

@@ -181,6 +181,12 @@ impl Gate {
     }
 }
 
+/// `body` is our JSON error for an upstream that cannot be reached.
+fn assert_unreachable(body: &Value) {
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("cannot be reached"), "{body}");
+}
+
 async fn json(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
 }
@@ -409,13 +415,7 @@ async fn a_websocket_the_upstream_refuses_is_our_json_502() {
     };
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot be reached"),
-        "{body}"
-    );
+    assert_unreachable(&body);
 }
 
 #[tokio::test]
@@ -429,13 +429,7 @@ async fn an_upstream_that_is_down_or_slow_gets_502_or_504_in_json() {
     let response = gate.get("/public/x", &[]).await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     let body = json(response).await;
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot be reached"),
-        "{body}"
-    );
+    assert_unreachable(&body);
 
     let upstream = start_upstream().await;
     let gate = Gate::start(&format!("http://{upstream}")).await;
